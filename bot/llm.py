@@ -1,0 +1,496 @@
+"""Streaming GLM answers into asyncio through the synchronous zhipuai SDK.
+
+Every generation runs in a thread of a dedicated pool (asyncio's default executor would
+cap concurrent answers at a handful) and hands its text to the event loop through a
+per-stream buffer. The worker wakes the loop only when the consumer is not already due
+to run, so under load many tokens of one stream are merged into one ``TextDelta``
+instead of costing one loop wake-up each.
+
+Cancelling the consumer (task cancellation, ``aclose()`` of the iterator, or ``break``
+once the generator is dropped) shuts the HTTP connection down at once, which also wakes
+the worker blocked in ``recv``. Prefer ``contextlib.aclosing(client.stream(...))`` when a
+reference to the iterator outlives the loop over it.
+
+Known limit: a cancellation that comes before the response headers arrived cannot reach
+the socket (httpx exposes it only with the response); the consumer is released at once,
+and the worker closes the connection when the headers arrive or the read timeout ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import tenacity
+import zhipuai
+
+from bot.llm_errors import (
+    BUSINESS_CODES,
+    RETRYABLE_KINDS,
+    ErrorKind,
+    GLMError,
+    error_from_exception,
+)
+
+__all__ = [
+    "BUSINESS_CODES",
+    "RETRYABLE_KINDS",
+    "ErrorKind",
+    "GLMClient",
+    "GLMError",
+    "GLMOptions",
+    "StreamEnd",
+    "StreamEvent",
+    "TextDelta",
+    "Usage",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of answer text (``delta.content``; reasoning is not shown)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    # "stop" | "length" | "sensitive" | "network_error" | "model_context_window_exceeded"
+    # | "tool_calls" | None (the stream ended without saying why)
+    finish_reason: str | None
+    usage: Usage | None
+
+
+StreamEvent = TextDelta | StreamEnd
+
+
+@dataclass(frozen=True)
+class GLMOptions:
+    model: str
+    max_tokens: int
+    temperature: float
+    # Sent only when Zhipu would accept it (6 to 128 characters).
+    user_id: str | None = None
+
+
+def _parse_chunk(chunk: Any) -> tuple[str, str | None, Usage | None]:
+    """(text, finish_reason, usage) of one ChatCompletionChunk.
+
+    The SDK builds chunks without validation, so missing fields are missing attributes.
+    """
+    text = ""
+    finish_reason: str | None = None
+    for choice in getattr(chunk, "choices", None) or ():
+        delta = getattr(choice, "delta", None)
+        content = getattr(delta, "content", None)
+        if isinstance(content, str):
+            text += content
+        reason = getattr(choice, "finish_reason", None)
+        if isinstance(reason, str) and reason:
+            finish_reason = reason
+    usage = None
+    raw = getattr(chunk, "usage", None)
+    if raw is not None:
+        with contextlib.suppress(TypeError, ValueError):
+            usage = Usage(
+                prompt_tokens=int(getattr(raw, "prompt_tokens", 0) or 0),
+                completion_tokens=int(getattr(raw, "completion_tokens", 0) or 0),
+                total_tokens=int(getattr(raw, "total_tokens", 0) or 0),
+            )
+    return text, finish_reason, usage
+
+
+def _shutdown_socket(response: httpx.Response) -> bool:
+    """Shut the response's TCP connection down; False if its socket is not reachable.
+
+    close() from another thread would not do: a thread blocked in poll/recv keeps the
+    file alive, so no FIN is sent and the reader is not woken until its read timeout.
+    shutdown() does both at once.
+    """
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if not isinstance(sock, socket.socket):
+        return False
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    return True
+
+
+class _Call:
+    """One generation: the state its worker thread shares with the event loop."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, *, stall_timeout: float, first_chunk_budget: float
+    ) -> None:
+        self.loop = loop
+        self.future: concurrent.futures.Future[None] | None = None
+        self.cancel_requested = threading.Event()
+        self._stall_timeout = stall_timeout
+        self._first_chunk_deadline = time.monotonic() + first_chunk_budget
+        self._wakeup = asyncio.Event()
+        self._lock = threading.Lock()
+        # guarded by _lock
+        self._pieces: list[str] = []
+        self._wake_pending = False
+        self._got_chunk = False
+        self._last_chunk_at = 0.0
+        self._finish_reason: str | None = None
+        self._usage: Usage | None = None
+        self._error: GLMError | None = None
+        self._done = False
+        self._response: httpx.Response | None = None
+
+    # worker thread side
+
+    @property
+    def got_chunk(self) -> bool:
+        return self._got_chunk
+
+    def attach(self, response: httpx.Response) -> bool:
+        """Make the response abortable from the loop; False if already cancelled."""
+        with self._lock:
+            if self.cancel_requested.is_set():
+                return False
+            self._response = response
+            return True
+
+    def detach(self) -> None:
+        # Under the lock, so abort() never shuts down a connection that is back in the
+        # pool and serving another stream.
+        with self._lock:
+            self._response = None
+
+    def feed(self, text: str, finish_reason: str | None, usage: Usage | None) -> None:
+        wake = False
+        with self._lock:
+            self._got_chunk = True
+            self._last_chunk_at = time.monotonic()
+            if finish_reason is not None:
+                self._finish_reason = finish_reason
+            if usage is not None:
+                self._usage = usage
+            if text:
+                self._pieces.append(text)
+                if not self._wake_pending:
+                    self._wake_pending = wake = True
+        if wake:
+            self._call_soon(self._wakeup.set)
+
+    def fail(self, error: GLMError) -> None:
+        with self._lock:
+            self._error = error
+
+    def finish(self, on_exit: Callable[[_Call], None]) -> None:
+        with self._lock:
+            self._done = True
+        self._call_soon(self._exited, on_exit)
+
+    def _call_soon(self, callback: Callable[..., object], *args: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            self.loop.call_soon_threadsafe(callback, *args)
+
+    def _exited(self, on_exit: Callable[[_Call], None]) -> None:
+        self._wakeup.set()
+        on_exit(self)
+
+    # event loop side
+
+    def abort(self, error: GLMError | None = None) -> None:
+        """Stop the worker and drop the connection now. Idempotent, never blocks.
+
+        ``error`` is what a consumer still waiting gets (when the stream is aborted from
+        elsewhere); without it the worker's silent exit would look like a normal end.
+        """
+        self.cancel_requested.set()
+        with self._lock:
+            if error is not None and self._error is None and not self._done:
+                self._error = error
+            response = self._response
+            if response is not None and not _shutdown_socket(response):
+                response.close()
+
+    def outcome(self) -> StreamEnd:
+        with self._lock:
+            return StreamEnd(self._finish_reason, self._usage)
+
+    async def next_text(self) -> str | None:
+        """All text buffered since the last call, waiting for some; None at the end."""
+        while True:
+            self._wakeup.clear()
+            with self._lock:
+                self._wake_pending = False
+                pieces = self._pieces
+                if pieces:
+                    self._pieces = []
+                error, done = self._error, self._done
+                got_chunk, last_chunk_at = self._got_chunk, self._last_chunk_at
+            if pieces:
+                return "".join(pieces)
+            if error is not None:
+                raise error
+            if done:
+                return None
+            # Deadlines are checked against the worker's clock of the last chunk, so a
+            # consumer that was busy elsewhere never mistakes its own delay for a stall.
+            if got_chunk:
+                remaining = last_chunk_at + self._stall_timeout - time.monotonic()
+            else:
+                remaining = self._first_chunk_deadline - time.monotonic()
+            if remaining <= 0:
+                self.abort()
+                if got_chunk:
+                    raise GLMError(
+                        ErrorKind.STALLED, f"no chunk for {self._stall_timeout:g}s mid-stream"
+                    )
+                raise GLMError(ErrorKind.TIMEOUT, "the answer did not start in time")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self._wakeup.wait()
+
+
+class _SleepBudget(tenacity.stop.stop_base):
+    """Stop once the waits between attempts have used up the budget."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return retry_state.idle_for >= self.seconds
+
+
+class _BudgetedWait(tenacity.wait.wait_base):
+    """Exponential backoff with full jitter, cut to what is left of the budget."""
+
+    def __init__(self, initial: float, budget: float) -> None:
+        self.backoff = tenacity.wait_random_exponential(multiplier=initial, max=budget)
+        self.budget = budget
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        left = max(0.0, self.budget - retry_state.idle_for)
+        return min(self.backoff(retry_state), left)
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, GLMError) and exc.retryable
+
+
+def _log_retry(retry_state: tenacity.RetryCallState) -> None:
+    outcome = retry_state.outcome
+    error = outcome.exception() if outcome is not None else None
+    logger.warning(
+        "GLM attempt %d failed (%s), retrying in %.2fs",
+        retry_state.attempt_number,
+        error,
+        retry_state.upcoming_sleep,
+    )
+
+
+class GLMClient:
+    """Concurrency-bounded streaming chat completions; see the module docstring.
+
+    ``retry_attempts`` counts attempts (1 means no retry); ``retry_max_seconds`` bounds
+    the total time slept between attempts (each attempt is bounded by the timeouts).
+    Retries happen only for retryable kinds and only before any text was yielded.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        max_concurrent: int,
+        connect_timeout: float,
+        read_timeout: float,
+        stall_timeout: float,
+        retry_attempts: int,
+        retry_max_seconds: float,
+        retry_initial_wait: float = 0.5,
+    ) -> None:
+        if max_concurrent < 1:
+            raise ValueError("max_concurrent must be at least 1")
+        self._api_key = api_key
+        self._stall_timeout = stall_timeout
+        # A safety net behind httpx's own timeouts (pool, connect, write, then read for
+        # the first byte), for a server that trickles keep-alive bytes but no chunk.
+        self._first_chunk_budget = 3 * connect_timeout + read_timeout + 1.0
+        self._retry_attempts = max(1, retry_attempts)
+        self._retry_max_seconds = retry_max_seconds
+        self._retry_initial_wait = retry_initial_wait
+        timeout = httpx.Timeout(
+            connect=connect_timeout, read=read_timeout, write=connect_timeout, pool=connect_timeout
+        )
+        # One connection per possible generation, so no request ever waits for the pool.
+        self._http = httpx.Client(
+            limits=httpx.Limits(
+                max_connections=max_concurrent, max_keepalive_connections=max_concurrent
+            ),
+            timeout=timeout,
+        )
+        # max_retries=0: the SDK would retry even "account in arrears"; we own the policy.
+        self._sdk = zhipuai.ZhipuAI(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=0,
+            http_client=self._http,
+        )
+        # Thread stacks are left at the platform default: threading.stack_size() is
+        # process-wide, and the default stack is only reserved address space; a worker
+        # touches a few dozen KiB of it, so 1,000 idle workers cost little resident memory.
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_concurrent, thread_name_prefix="glm"
+        )
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._calls: set[_Call] = set()
+        self._closed = False
+
+    @property
+    def in_flight(self) -> int:
+        """Generations holding a worker now (a cancelled one until its worker exits)."""
+        return len(self._calls)
+
+    async def stream(
+        self, messages: list[dict[str, str]], options: GLMOptions
+    ) -> AsyncIterator[StreamEvent]:
+        """TextDelta pieces in order, then one StreamEnd; raises GLMError on failure.
+
+        A ``network_error`` finish before any text is raised as GLMError(NETWORK) (and
+        retried); after text it is reported in StreamEnd like ``sensitive`` or ``length``.
+        """
+        request = self._request(messages, options)
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(self._retry_attempts)
+            | _SleepBudget(self._retry_max_seconds),
+            wait=_BudgetedWait(self._retry_initial_wait, self._retry_max_seconds),
+            retry=tenacity.retry_if_exception(_is_retryable),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        opened: tuple[_Call, str | None] = await retrying(self._open, request)
+        call, text = opened
+        try:
+            while text is not None:
+                yield TextDelta(text)
+                text = await call.next_text()
+            yield call.outcome()
+        finally:
+            call.abort()
+
+    async def aclose(self) -> None:
+        """Abort running generations, stop the workers and close the HTTP pool."""
+        if self._closed:
+            return
+        self._closed = True
+        calls = list(self._calls)
+        for call in calls:
+            call.abort(GLMError(ErrorKind.UNKNOWN, "the GLM client was closed"))
+        waiting = [asyncio.wrap_future(call.future) for call in calls if call.future is not None]
+        pending: set[asyncio.Future[None]] = set()
+        if waiting:
+            # Bounded: a worker still waiting for response headers cannot be interrupted.
+            _, pending = await asyncio.wait(waiting, timeout=self._first_chunk_budget)
+            for future in pending:
+                future.cancel()
+            if pending:
+                logger.warning("GLMClient closed with %d worker(s) still running", len(pending))
+        self._executor.shutdown(wait=not pending, cancel_futures=True)
+        self._http.close()
+
+    # internals
+
+    def _request(self, messages: list[dict[str, str]], options: GLMOptions) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "model": options.model,
+            # copies: the SDK rewrites message dicts in place (image data prefixes)
+            "messages": [dict(message) for message in messages],
+            "stream": True,
+            "max_tokens": options.max_tokens,
+            "temperature": options.temperature,
+        }
+        if options.user_id is not None and 6 <= len(options.user_id) <= 128:
+            request["user_id"] = options.user_id
+        return request
+
+    async def _open(self, request: dict[str, Any]) -> tuple[_Call, str | None]:
+        """One attempt, up to the first text (or the end): everything retry may redo."""
+        call = await self._start(request)
+        try:
+            text = await call.next_text()
+            if text is None and call.outcome().finish_reason == "network_error":
+                raise GLMError(ErrorKind.NETWORK, "generation failed (finish_reason=network_error)")
+            return call, text
+        except BaseException:
+            call.abort()
+            raise
+
+    async def _start(self, request: dict[str, Any]) -> _Call:
+        if self._closed:
+            raise RuntimeError("GLMClient is closed")
+        await self._slots.acquire()
+        try:
+            if self._closed:
+                raise RuntimeError("GLMClient is closed")
+            call = _Call(
+                asyncio.get_running_loop(),
+                stall_timeout=self._stall_timeout,
+                first_chunk_budget=self._first_chunk_budget,
+            )
+            call.future = self._executor.submit(self._work, call, request)
+        except BaseException:
+            self._slots.release()
+            raise
+        self._calls.add(call)
+        return call
+
+    def _worker_exited(self, call: _Call) -> None:
+        # The slot is held until the thread is really free, not just until the consumer
+        # left, so the pool never has more work than threads and connections.
+        if call in self._calls:
+            self._calls.remove(call)
+            self._slots.release()
+
+    def _work(self, call: _Call, request: dict[str, Any]) -> None:
+        """Worker thread: run one request and feed its chunks to ``call``."""
+        response: httpx.Response | None = None
+        try:
+            if call.cancel_requested.is_set():
+                return
+            stream = self._sdk.chat.completions.create(**request)
+            response = stream.response
+            if not call.attach(stream.response):
+                return
+            for chunk in stream:
+                if call.cancel_requested.is_set():
+                    return
+                call.feed(*_parse_chunk(chunk))
+        except Exception as exc:
+            if not call.cancel_requested.is_set():
+                call.fail(
+                    error_from_exception(
+                        exc, secret=self._api_key, after_first_chunk=call.got_chunk
+                    )
+                )
+        finally:
+            call.detach()
+            if response is not None:
+                with contextlib.suppress(Exception):
+                    response.close()
+            call.finish(self._worker_exited)
