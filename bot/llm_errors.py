@@ -1,4 +1,5 @@
-"""GLM failures as one exception type, classified by what the caller should do about them.
+"""GLM failures as one exception type, classified by what the caller should do about them,
+and the retry policy built on that classification.
 
 The zhipuai SDK raises one class per HTTP status, an ``APIResponseError`` for an error
 object inside the stream, and lets httpx transport errors escape from stream iteration.
@@ -9,10 +10,12 @@ The actual reason is often only in Zhipu's business code in the JSON body (a 429
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import tenacity
 import zhipuai
 
 
@@ -185,10 +188,7 @@ def error_from_exception(exc: BaseException, *, secret: str, after_first_chunk: 
     elif isinstance(exc, zhipuai.APIResponseValidationError):
         error = GLMError(ErrorKind.UNKNOWN, "malformed response", status=exc.status_code)
     elif isinstance(exc, zhipuai.APIResponseError):
-        # an error object inside the stream: no HTTP status, but usually a business code
-        code, message = parse_error_body(exc.json_data)
-        kind = BUSINESS_CODES.get(code or "", ErrorKind.SERVER)
-        error = GLMError(kind, redact(message or "error event in stream", secret), code=code)
+        error = error_from_stream_event(exc.json_data, secret=secret)
     elif isinstance(exc, httpx.TimeoutException):
         kind = ErrorKind.STALLED if after_first_chunk else ErrorKind.TIMEOUT
         error, cause = GLMError(kind, _describe_exception(exc, secret)), exc
@@ -208,3 +208,60 @@ def _describe_exception(exc: BaseException, secret: str) -> str:
     text = str(exc)
     name = type(exc).__name__
     return redact(f"{name}: {text}" if text else name, secret)
+
+
+def error_from_stream_event(data: object, *, secret: str) -> GLMError:
+    """An error object inside the stream: no HTTP status, but usually a business code."""
+    code, message = parse_error_body(data)
+    kind = BUSINESS_CODES.get(code or "", ErrorKind.SERVER)
+    return GLMError(kind, redact(message or "error event in stream", secret), code=code)
+
+
+class _SleepBudget(tenacity.stop.stop_base):
+    """Stop once the waits between attempts have used up the budget."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return retry_state.idle_for >= self.seconds
+
+
+class _BudgetedWait(tenacity.wait.wait_base):
+    """Exponential backoff with full jitter, cut to what is left of the budget."""
+
+    def __init__(self, initial: float, budget: float) -> None:
+        self.backoff = tenacity.wait_random_exponential(multiplier=initial, max=budget)
+        self.budget = budget
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        left = max(0.0, self.budget - retry_state.idle_for)
+        return min(self.backoff(retry_state), left)
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, GLMError) and exc.retryable
+
+
+def retry_policy(
+    *, attempts: int, max_seconds: float, initial_wait: float, log: logging.Logger
+) -> tenacity.AsyncRetrying:
+    """Retry retryable GLMErrors: at most ``attempts`` attempts, and at most
+    ``max_seconds`` slept between them in total (each attempt is bounded by timeouts)."""
+
+    def log_retry(retry_state: tenacity.RetryCallState) -> None:
+        outcome = retry_state.outcome
+        log.warning(
+            "GLM attempt %d failed (%s), retrying in %.2fs",
+            retry_state.attempt_number,
+            outcome.exception() if outcome is not None else None,
+            retry_state.upcoming_sleep,
+        )
+
+    return tenacity.AsyncRetrying(
+        stop=tenacity.stop_after_attempt(max(1, attempts)) | _SleepBudget(max_seconds),
+        wait=_BudgetedWait(initial_wait, max_seconds),
+        retry=tenacity.retry_if_exception(_is_retryable),
+        before_sleep=log_retry,
+        reraise=True,
+    )
