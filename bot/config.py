@@ -124,9 +124,7 @@ class Settings(BaseSettings):
     # May carry a password, hence secret.
     redis_url: SecretStr | None = Field(default=None, validation_alias="REDIS_URL")
     telegram_api_base: str | None = Field(default=None, validation_alias="TELEGRAM_API_BASE")
-    zhipu_base_url: str = Field(
-        default=ZHIPU_OFFICIAL_BASE_URL, validation_alias="ZHIPU_BASE_URL"
-    )
+    zhipu_base_url: str = Field(default=ZHIPU_OFFICIAL_BASE_URL, validation_alias="ZHIPU_BASE_URL")
 
     telegram: TelegramSettings = TelegramSettings()
     llm: LLMSettings = LLMSettings()
@@ -169,7 +167,7 @@ def load_settings() -> Settings:
     if "BOT_SETTINGS" in os.environ and not path.is_file():
         raise ConfigError(f"BOT_SETTINGS: settings file {path} does not exist")
     try:
-        return Settings()  # type: ignore[call-arg]
+        return Settings()
     except ValidationError as exc:
         problems = [f"{_setting_name(err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise ConfigError("; ".join(problems)) from None

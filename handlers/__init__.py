@@ -1,0 +1,30 @@
+"""aiogram routers: thin translations between Telegram updates and the core.
+
+Routers are built per dispatcher (an aiogram router can belong to one parent only).
+Order matters: commands first, then the chat-type specific routers. Messages from other
+bots and from channels linked to a group never reach any of them.
+"""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+
+from handlers import chat, commands, group, listen, members, persona, unsupported
+from handlers.context import from_person
+
+
+def get_routers() -> list[Router]:
+    """Every router, in the order the dispatcher should try them."""
+    people = Router(name="people")
+    people.message.filter(from_person)
+
+    private = Router(name="private")
+    private.message.filter(F.chat.type == "private")
+    private.include_routers(chat.create_router(), unsupported.create_router())
+
+    groups = Router(name="groups")
+    groups.message.filter(F.chat.type.in_({"group", "supergroup"}))
+    groups.include_routers(listen.create_router(), group.create_router())
+
+    people.include_routers(commands.create_router(), persona.create_router(), private, groups)
+    return [people, members.create_router()]

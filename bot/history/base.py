@@ -23,7 +23,7 @@ _ROLES: frozenset[str] = frozenset(get_args(Role))
 
 
 # The name is part of the agreed interface, hence no Error suffix.
-class HistoryUnavailable(Exception):  # noqa: N818
+class HistoryUnavailable(Exception):
     """The history storage cannot be reached right now; the turn cannot be served."""
 
 

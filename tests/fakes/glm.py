@@ -203,7 +203,7 @@ class FakeGLM:
     async def wait_for(
         self,
         predicate: Callable[[], bool],
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 10.0,
         what: str = "condition",
     ) -> None:
         """Wait until predicate() holds; it is re-checked on every change and every 20 ms
@@ -219,7 +219,7 @@ class FakeGLM:
                 async with asyncio.timeout(min(remaining, 0.02)):
                     await self._changed.wait()
 
-    async def wait_cancelled(self, n: int = 1, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_cancelled(self, n: int = 1, timeout: float = 5.0) -> None:
         await self.wait_for(lambda: self.cancelled >= n, timeout, f"{n} cancelled stream(s)")
 
     # internals

@@ -197,7 +197,7 @@ class FakeTelegram(UpdateFeeder):
     async def wait_for(
         self,
         predicate: Callable[[], bool],
-        timeout: float = 10.0,  # noqa: ASYNC109 - the name is part of the shared test API
+        timeout: float = 10.0,
         what: str = "condition",
     ) -> None:
         """Wait until ``predicate()`` is true, else raise AssertionError naming ``what``.

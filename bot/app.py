@@ -1,0 +1,211 @@
+"""Factories that build the bot's parts from Settings; `bot.__main__` only calls these."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TypedDict
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
+from redis.asyncio import Redis
+
+from bot.admins import AdminChecker
+from bot.config import Settings
+from bot.conversation import ConversationService
+from bot.history import HistoryStore, create_history_store
+from bot.keys import Keys
+from bot.llm import GLMClient, GLMOptions
+from bot.personas import PersonaService
+from bot.ratelimit import TelegramRateLimiter
+from bot.streaming import StreamDelivery
+from handlers import get_routers
+from handlers.menu import register_commands
+
+log = logging.getLogger(__name__)
+
+# Longest wait for running answers when the bot stops.
+SHUTDOWN_DRAIN_SECONDS = 30.0
+
+
+class Services(TypedDict):
+    """What handlers receive by name through the dispatcher's workflow data."""
+
+    settings: Settings
+    conversation: ConversationService
+    delivery: StreamDelivery
+    store: HistoryStore
+    personas: PersonaService
+    admins: AdminChecker
+
+
+@dataclass
+class App:
+    settings: Settings
+    bot: Bot
+    dispatcher: Dispatcher
+    store: HistoryStore
+    redis: Redis | None
+    llm: GLMClient
+    conversation: ConversationService
+    delivery: StreamDelivery
+
+    async def aclose(self) -> None:
+        """Release every connection and thread; the order matters little, all are independent."""
+        await self.llm.aclose()
+        await self.store.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.bot.session.close()
+
+
+def create_bot(settings: Settings) -> Bot:
+    api = (
+        TelegramAPIServer.from_base(settings.telegram_api_base)
+        if settings.telegram_api_base
+        else PRODUCTION
+    )
+    session = AiohttpSession(
+        api=api,
+        limit=settings.telegram.connection_limit,
+        timeout=settings.telegram.request_timeout,
+    )
+    return Bot(settings.telegram_bot_token.get_secret_value(), session=session)
+
+
+def create_llm(settings: Settings) -> GLMClient:
+    llm = settings.llm
+    return GLMClient(
+        api_key=settings.zhipu_api_key.get_secret_value(),
+        base_url=settings.zhipu_base_url,
+        max_concurrent=llm.max_concurrent,
+        connect_timeout=llm.connect_timeout,
+        read_timeout=llm.read_timeout,
+        stall_timeout=llm.stall_timeout,
+        retry_attempts=llm.retry_attempts,
+        retry_max_seconds=llm.retry_max_seconds,
+    )
+
+
+def create_store(settings: Settings, bot_id: int) -> tuple[HistoryStore, Redis | None]:
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    store, redis = create_history_store(
+        redis_url,
+        prefix=settings.redis.key_prefix,
+        bot_id=bot_id,
+        max_messages=settings.history.max_messages,
+        idle_ttl=settings.history.idle_ttl,
+        max_connections=settings.redis.max_connections,
+        pool_timeout=settings.redis.pool_timeout,
+    )
+    if redis is None:
+        log.warning(
+            "REDIS_URL is not set: conversations are kept in memory and will not survive a restart"
+        )
+    return store, redis
+
+
+def create_delivery(settings: Settings, bot: Bot) -> StreamDelivery:
+    stream = settings.stream
+    limiter = TelegramRateLimiter(
+        global_rate=stream.global_rate,
+        per_chat_interval=stream.edit_interval,
+        group_per_minute=stream.group_rate_per_minute,
+    )
+    return StreamDelivery(
+        bot,
+        limiter,
+        private_method=settings.telegram.private_stream_method,
+        edit_interval=stream.edit_interval,
+        draft_interval=stream.draft_interval,
+    )
+
+
+def create_conversation(
+    settings: Settings, store: HistoryStore, llm: GLMClient
+) -> ConversationService:
+    return ConversationService(
+        store=store,
+        model=llm,
+        options=GLMOptions(
+            model=settings.llm.model,
+            max_tokens=settings.llm.max_tokens,
+            temperature=settings.llm.temperature,
+        ),
+        context_tokens=settings.llm.context_tokens,
+        default_persona=settings.persona.default,
+    )
+
+
+def create_admins(settings: Settings, bot: Bot, redis: Redis | None) -> AdminChecker:
+    async def fetch_admins(chat_id: int) -> set[int]:
+        members = await bot.get_chat_administrators(chat_id)
+        return {member.user.id for member in members}
+
+    return AdminChecker(
+        fetch_admins,
+        owners=settings.telegram.owners,
+        redis=redis,
+        keys=Keys(settings.redis.key_prefix, bot.id),
+    )
+
+
+def create_personas(settings: Settings, store: HistoryStore) -> PersonaService:
+    return PersonaService(
+        store,
+        default=settings.persona.default,
+        max_length=settings.persona.max_length,
+        presets=settings.personas,
+    )
+
+
+def create_dispatcher(services: Services) -> Dispatcher:
+    dispatcher = Dispatcher(**services)
+    dispatcher.include_routers(*get_routers())
+
+    async def drain_answers() -> None:
+        running = services["conversation"].in_flight
+        if running:
+            log.info(
+                "shutting down: waiting up to %.0fs for %d answers", SHUTDOWN_DRAIN_SECONDS, running
+            )
+        left = await services["conversation"].drain(SHUTDOWN_DRAIN_SECONDS)
+        if left:
+            log.warning("shutting down: %d answers did not finish in time", left)
+        elif running:
+            log.info("shutting down: all running answers finished")
+
+    dispatcher.startup.register(register_commands)
+    dispatcher.shutdown.register(drain_answers)
+    return dispatcher
+
+
+def create_app(settings: Settings) -> App:
+    bot = create_bot(settings)
+    store, redis = create_store(settings, bot.id)
+    llm = create_llm(settings)
+    conversation = create_conversation(settings, store, llm)
+    delivery = create_delivery(settings, bot)
+    dispatcher = create_dispatcher(
+        Services(
+            settings=settings,
+            conversation=conversation,
+            delivery=delivery,
+            store=store,
+            personas=create_personas(settings, store),
+            admins=create_admins(settings, bot, redis),
+        )
+    )
+    return App(settings, bot, dispatcher, store, redis, llm, conversation, delivery)
+
+
+async def run_polling(app: App) -> None:
+    try:
+        await app.dispatcher.start_polling(
+            app.bot,
+            allowed_updates=app.dispatcher.resolve_used_update_types(),
+            close_bot_session=False,
+        )
+    finally:
+        await app.aclose()

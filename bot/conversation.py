@@ -1,0 +1,363 @@
+"""A conversation turn: load the context, trim it, stream GLM's answer, store the turn.
+
+Nothing here knows Telegram: answers go out through an `AnswerWriter` (implemented in
+`bot.streaming`), and the model is anything with a `stream()` like `bot.llm.GLMClient`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.context import Prompt, build_prompt
+from bot.history import HistoryStore, HistoryUnavailable, StoredMessage
+from bot.keys import ConversationKey
+from bot.llm import ErrorKind, GLMError, GLMOptions, StreamEnd, StreamEvent, TextDelta, Usage
+from bot.locks import ConversationLocks
+from bot.texts import text
+from bot.tokens import TokenCalibration, message_tokens
+
+log = logging.getLogger(__name__)
+
+
+class AnswerWriter(Protocol):
+    """Where a growing answer goes (a Telegram message, a draft, a test double)."""
+
+    async def begin(self) -> None: ...
+
+    def update(self, markdown: str) -> None: ...
+
+    async def finish(self, markdown: str, *, footer: str | None = None) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ChatModel(Protocol):
+    def stream(
+        self, messages: list[dict[str, str]], options: GLMOptions
+    ) -> AsyncIterator[StreamEvent]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One message that asks for an answer."""
+
+    key: ConversationKey
+    text: str
+    user_id: int
+    # Display name prefixed to the stored message so the model can tell group members
+    # apart; None in private chats.
+    speaker: str | None = None
+    language: str | None = None
+
+    @property
+    def stored_text(self) -> str:
+        return f"{self.speaker}: {self.text}" if self.speaker else self.text
+
+
+class Outcome(enum.Enum):
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    FILTERED = "filtered"
+    SKIPPED = "skipped"  # cleared from the queue by /stop before it started
+
+
+@dataclass(slots=True)
+class AnswerResult:
+    outcome: Outcome
+    answer: str = ""
+    usage: Usage | None = None
+    error: ErrorKind | None = None
+    stored: bool = False
+    started_at: float = field(default_factory=time.monotonic)
+    request_sent_at: float | None = None
+    first_token_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(slots=True)
+class _Running:
+    """The answer being generated in one conversation, so /stop can reach it."""
+
+    asker: int
+    task: asyncio.Task[None] | None = None
+    stopped: bool = False
+    text: str = ""
+    end: StreamEnd | None = None
+
+
+# Which message a user sees for each upstream failure.
+_ERROR_TEXT: dict[ErrorKind, str] = {
+    ErrorKind.RATE_LIMITED: "busy_retry",
+    ErrorKind.OVERLOADED: "busy_retry",
+    ErrorKind.SERVER: "upstream_error",
+    ErrorKind.NETWORK: "upstream_error",
+    ErrorKind.UNKNOWN: "upstream_error",
+    ErrorKind.TIMEOUT: "timeout",
+    ErrorKind.STALLED: "timeout",
+    ErrorKind.PROMPT_TOO_LONG: "prompt_too_long",
+    ErrorKind.FILTERED: "filtered",
+    ErrorKind.NO_BALANCE: "service_unavailable",
+    ErrorKind.AUTH: "service_unavailable",
+    ErrorKind.BAD_REQUEST: "bad_request",
+}
+
+# Filled in for an answer the user stopped before any text arrived, so that the stored
+# history keeps alternating user/assistant turns.
+STOPPED_EMPTY = "(stopped before answering)"
+
+OwnerAlert = Callable[[ErrorKind, str], Awaitable[None]]
+
+
+class ConversationService:
+    def __init__(
+        self,
+        *,
+        store: HistoryStore,
+        model: ChatModel,
+        options: GLMOptions,
+        context_tokens: int,
+        default_persona: str = "",
+        locks: ConversationLocks | None = None,
+        calibration: TokenCalibration | None = None,
+        on_owner_alert: OwnerAlert | None = None,
+    ) -> None:
+        self.store = store
+        self._model = model
+        self._options = options
+        self._context_tokens = context_tokens
+        self._default_persona = default_persona
+        self._locks = locks or ConversationLocks()
+        self._calibration = calibration or TokenCalibration()
+        self._on_owner_alert = on_owner_alert
+        self._running: dict[ConversationKey, _Running] = {}
+        # /stop also clears queued turns: a turn only runs if no /stop came since it queued
+        self._epochs: dict[ConversationKey, int] = {}
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    # -- commands ----------------------------------------------------------------------
+
+    async def reset(self, key: ConversationKey) -> None:
+        """Forget the history; the persona stays."""
+        await self.store.clear(key)
+
+    async def record(self, key: ConversationKey, speaker: str | None, message: str) -> None:
+        """Store an unaddressed group message as context without answering it."""
+        content = f"{speaker}: {message}" if speaker else message
+        await self.store.append(key, [StoredMessage("user", content, message_tokens(content))])
+
+    def is_answering(self, key: ConversationKey) -> bool:
+        return key in self._running
+
+    def asker(self, key: ConversationKey) -> int | None:
+        running = self._running.get(key)
+        return running.asker if running else None
+
+    def stop(self, key: ConversationKey) -> bool:
+        """Stop the running answer and drop the turns queued behind it."""
+        stopped = False
+        if self._locks.waiting(key):
+            self._epochs[key] = self._epochs.get(key, 0) + 1
+            stopped = True
+        running = self._running.get(key)
+        if running is not None and running.task is not None and not running.stopped:
+            running.stopped = True
+            running.task.cancel()
+            stopped = True
+        return stopped
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    async def drain(self, timeout: float) -> int:
+        """Wait for running answers to finish; returns how many were still running."""
+        pending = {task for task in self._tasks if not task.done()}
+        if not pending:
+            return 0
+        _, still = await asyncio.wait(pending, timeout=timeout)
+        return len(still)
+
+    # -- answering ---------------------------------------------------------------------
+
+    async def answer(self, turn: Turn, writer: AnswerWriter) -> AnswerResult:
+        """Answer one turn; waits behind any answer already running in the conversation."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            return await self._answer_in_turn(turn, writer)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+            await writer.aclose()
+
+    async def _answer_in_turn(self, turn: Turn, writer: AnswerWriter) -> AnswerResult:
+        epoch = self._epochs.get(turn.key, 0)
+        async with self._locks.hold(turn.key):
+            if self._epochs.get(turn.key, 0) != epoch:
+                return AnswerResult(Outcome.SKIPPED)
+            running = _Running(asker=turn.user_id)
+            self._running[turn.key] = running
+            try:
+                return await self._answer(turn, writer, running)
+            finally:
+                del self._running[turn.key]
+                if not self._locks.waiting(turn.key):
+                    self._epochs.pop(turn.key, None)
+
+    async def _answer(self, turn: Turn, writer: AnswerWriter, running: _Running) -> AnswerResult:
+        result = AnswerResult(Outcome.FAILED)
+        user = StoredMessage("user", turn.stored_text, message_tokens(turn.stored_text))
+        notes: list[str] = []
+        await writer.begin()
+        try:
+            prompt = await self._prompt(turn.key, user, shrink=1)
+        except HistoryUnavailable:
+            log.warning("history unavailable for chat %s", turn.key.chat_id)
+            await writer.finish("", footer=text("storage_unavailable", turn.language))
+            return result
+        if prompt.user_truncated:
+            notes.append(text("question_truncated", turn.language))
+
+        error: GLMError | None = None
+        for attempt in (1, 2):
+            try:
+                result.request_sent_at = time.monotonic()
+                await self._generate(prompt, writer, running, result)
+                error = None
+                break
+            except GLMError as exc:
+                error = exc
+                retry_shorter = (
+                    exc.kind is ErrorKind.PROMPT_TOO_LONG and attempt == 1 and not running.text
+                )
+                if not retry_shorter:
+                    break
+                try:
+                    prompt = await self._prompt(turn.key, user, shrink=2)
+                except HistoryUnavailable:
+                    break
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if not running.stopped or (current is not None and current.cancelling()):
+                    raise  # shutdown or the handler itself was cancelled, not /stop
+                break
+        result.answer = running.text
+        result.finished_at = time.monotonic()
+
+        if running.stopped:
+            result.outcome = Outcome.STOPPED
+            notes.append(text("stopped", turn.language))
+            reply = running.text or STOPPED_EMPTY
+            await self._store_turn(turn, user, reply, result, notes)
+        elif error is not None:
+            result.error = error.kind
+            await self._report_error(turn, error, prompt)
+            key = "interrupted" if running.text else _ERROR_TEXT[error.kind]
+            notes.append(text(key, turn.language))
+        else:
+            end = running.end
+            result.usage = end.usage if end else None
+            if end and end.usage:
+                self._calibration.observe(prompt.estimated_tokens, end.usage.prompt_tokens)
+            if end and end.finish_reason == "sensitive":
+                # The filtered exchange stays out of later context (it would be refused again).
+                result.outcome = Outcome.FILTERED
+                notes.append(text("filtered", turn.language))
+            else:
+                result.outcome = Outcome.COMPLETED
+                if end and end.finish_reason == "length":
+                    notes.append(text("cut_at_length", turn.language))
+                await self._store_turn(turn, user, running.text, result, notes)
+        await writer.finish(running.text, footer="\n".join(notes) or None)
+        return result
+
+    async def _prompt(self, key: ConversationKey, user: StoredMessage, *, shrink: int) -> Prompt:
+        budget = self._calibration.unscale(
+            (self._context_tokens - self._options.max_tokens) // shrink
+        )
+        default_tokens = message_tokens(self._default_persona) if self._default_persona else 0
+        # The store subtracts a stored persona itself; the new message and a default
+        # persona are ours to leave room for, so no history is read only to be dropped.
+        history_budget = max(0, budget - user.tokens - default_tokens)
+        context = await self.store.load_context(key, history_budget)
+        if context.persona is not None:
+            persona, persona_tokens = context.persona.text, context.persona.tokens
+        else:
+            persona, persona_tokens = self._default_persona, default_tokens
+        return build_prompt(
+            persona=persona or None,
+            persona_tokens=persona_tokens,
+            history=context.messages,
+            user=user,
+            budget_tokens=budget,
+        )
+
+    async def _generate(
+        self, prompt: Prompt, writer: AnswerWriter, running: _Running, result: AnswerResult
+    ) -> None:
+        """Stream the answer in a task of its own, so that /stop can cancel just this."""
+
+        async def consume() -> None:
+            stream = self._model.stream(prompt.messages, self._options)
+            try:
+                async for event in stream:
+                    if isinstance(event, TextDelta):
+                        if not event.text:
+                            continue
+                        if result.first_token_at is None:
+                            result.first_token_at = time.monotonic()
+                        running.text += event.text
+                        writer.update(running.text)
+                    else:
+                        running.end = event
+            finally:
+                # closes the HTTP stream at once when stopped or failed
+                await _aclose(stream)
+
+        running.task = asyncio.create_task(consume())
+        try:
+            await running.task
+        finally:
+            running.task = None
+
+    async def _store_turn(
+        self,
+        turn: Turn,
+        user: StoredMessage,
+        reply: str,
+        result: AnswerResult,
+        notes: list[str],
+    ) -> None:
+        assistant = StoredMessage("assistant", reply, message_tokens(reply))
+        try:
+            await self.store.append(turn.key, [user, assistant])
+            result.stored = True
+        except HistoryUnavailable:
+            log.warning("could not store a turn of chat %s", turn.key.chat_id)
+            notes.append(text("history_not_saved", turn.language))
+
+    async def _report_error(self, turn: Turn, error: GLMError, prompt: Prompt) -> None:
+        if error.kind is ErrorKind.BAD_REQUEST:
+            # A malformed request is our bug: log its shape, never the content.
+            shape = [(m["role"], len(m["content"])) for m in prompt.messages]
+            log.error("GLM rejected a request (%s): roles and lengths %s", error, shape)
+        else:
+            log.warning("GLM failed for chat %s: %s", turn.key.chat_id, error)
+        if error.kind in (ErrorKind.NO_BALANCE, ErrorKind.AUTH) and self._on_owner_alert:
+            with contextlib.suppress(Exception):
+                await self._on_owner_alert(error.kind, str(error))
+
+
+async def _aclose(stream: AsyncIterator[StreamEvent]) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()

@@ -1,0 +1,46 @@
+"""One answer at a time per conversation.
+
+A second message that arrives while the bot is answering waits for its turn in arrival
+order (asyncio.Lock wakes waiters first-in, first-out) instead of being dropped or
+interleaving with the first in the history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Hashable
+from contextlib import asynccontextmanager
+
+
+class _Slot:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+class ConversationLocks:
+    """In-process FIFO locks keyed by conversation; idle keys cost nothing."""
+
+    def __init__(self) -> None:
+        self._slots: dict[Hashable, _Slot] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = _Slot()
+        slot.users += 1
+        try:
+            async with slot.lock:
+                yield
+        finally:
+            slot.users -= 1
+            if slot.users == 0:
+                del self._slots[key]
+
+    def waiting(self, key: Hashable) -> int:
+        """Turns queued behind the running one."""
+        slot = self._slots.get(key)
+        return 0 if slot is None else max(0, slot.users - 1)

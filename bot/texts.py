@@ -1,0 +1,122 @@
+"""Everything the bot says to people, in English and Chinese.
+
+The language follows the Telegram user's ``language_code``: Chinese for ``zh*``,
+English otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+_EN: Final[dict[str, str]] = {
+    "start": (
+        "Hi! I'm a GLM-4 assistant. Write me anything and I'll answer as I think.\n"
+        "I remember our conversation until you /reset it."
+    ),
+    "help": (
+        "Commands:\n"
+        "/help - this list\n"
+        "/reset - forget this conversation (the persona stays)\n"
+        "/stop - stop the answer being written\n"
+        "/persona - show, set or reset the bot's persona here\n"
+        "/ask <question> - ask in a group\n"
+        "/listen on|off - record unaddressed group messages as context (group admins)\n"
+        "/usage - your token usage"
+    ),
+    "reset_done": "Done: this conversation is forgotten. The persona stays.",
+    "unsupported": ("I can only read text messages for now. Please write your question as text."),
+    "empty_question": "Ask me something after the mention, e.g. @{bot} what is a monad?",
+    "storage_unavailable": (
+        "⚠️ My memory store is temporarily unavailable. Please try again in a minute."
+    ),
+    "history_not_saved": "⚠️ This answer could not be saved to the conversation history.",
+    "busy_retry": "⚠️ GLM is overloaded right now. Please try again in a minute.",
+    "upstream_error": "⚠️ GLM did not answer this time. Please try again.",
+    "timeout": "⚠️ GLM took too long to answer. Please try again.",
+    "interrupted": "⚠️ The answer was interrupted. Please ask again to continue.",
+    "filtered": "⚠️ This answer was blocked by the content filter.",
+    "prompt_too_long": "⚠️ This message is too long for the model. Please shorten it.",
+    "service_unavailable": (
+        "⚠️ The assistant is unavailable at the moment. The owner has been notified."
+    ),
+    "bad_request": "⚠️ Something went wrong on my side. Please try again.",
+    "stopped": "⏹ Stopped",
+    "cut_at_length": "⚠️ The answer reached its length limit and was cut here.",
+    "question_truncated": "ℹ️ Your message was too long and was shortened to fit the model.",
+    "nothing_to_stop": "Nothing is being written right now.",
+    "stop_not_allowed": "Only the person who asked, or a group admin, can stop this answer.",
+    "stopping": "Stopping.",
+    "admins_only": "Only this group's admins can do that.",
+    "persona_admins_only": "Only this group's admins can change the persona.",
+    "persona_set": "Persona saved. The conversation history is kept; /reset clears it.",
+    "persona_reset": "Persona reset to the default.",
+    "persona_too_long": "That persona is too long: at most {limit} characters. Nothing changed.",
+    "persona_empty": "The persona text is empty. Nothing changed.",
+    "persona_unknown_preset": "No such preset. See /persona list. Nothing changed.",
+    "persona_presets": "Presets (use one with /persona use <name>):",
+    "persona_no_presets": "No presets are configured.",
+    "persona_none": "No persona is set here. Set one with /persona <text>.",
+    "persona_default": "The default persona is in force here:",
+    "persona_current": "Persona set by {who} on {when}",
+    "listen_on": "I keep this group's messages as context, and answer only when addressed.",
+    "listen_off": "I only read messages addressed to me in this group.",
+    "listen_usage": "Usage: /listen on, /listen off, or /listen to see the current setting.",
+}
+
+_ZH: Final[dict[str, str]] = {
+    "start": (
+        "你好！我是 GLM-4 助手。发给我任何问题，我会边想边回答。\n"
+        "在你使用 /reset 之前，我会记住我们的对话。"
+    ),
+    "help": (
+        "命令：\n"
+        "/help - 命令列表\n"
+        "/reset - 清空本对话（保留人设）\n"
+        "/stop - 停止正在生成的回答\n"
+        "/persona - 查看、设置或重置本聊天的人设\n"
+        "/ask <问题> - 在群里提问\n"
+        "/listen on|off - 记录群里未@我的消息作为上下文（群管理员）\n"
+        "/usage - 你的 token 用量"
+    ),
+    "reset_done": "好的，本对话已清空，人设保留。",
+    "unsupported": "目前我只能阅读文字消息，请用文字提问。",
+    "empty_question": "请在@我之后写下问题，例如：@{bot} 什么是单子？",
+    "storage_unavailable": "⚠️ 记忆存储暂时不可用，请稍后再试。",
+    "history_not_saved": "⚠️ 这条回答未能保存到对话历史。",
+    "busy_retry": "⚠️ GLM 当前繁忙，请稍后再试。",
+    "upstream_error": "⚠️ GLM 这次没有回应，请再试一次。",
+    "timeout": "⚠️ GLM 响应超时，请再试一次。",
+    "interrupted": "⚠️ 回答被中断了，请重新提问以继续。",
+    "filtered": "⚠️ 该回答被内容安全策略拦截。",
+    "prompt_too_long": "⚠️ 这条消息对模型来说太长了，请缩短后再试。",
+    "service_unavailable": "⚠️ 助手暂时不可用，已通知管理员。",
+    "bad_request": "⚠️ 我这边出了点问题，请再试一次。",
+    "stopped": "⏹ 已停止",
+    "cut_at_length": "⚠️ 回答达到长度上限，在此截断。",
+    "question_truncated": "ℹ️ 你的消息太长，已截短以适应模型。",
+    "nothing_to_stop": "当前没有正在生成的回答。",
+    "stop_not_allowed": "只有提问者或群管理员可以停止这条回答。",
+    "stopping": "正在停止。",
+    "admins_only": "只有本群管理员可以这样做。",
+    "persona_admins_only": "只有本群管理员可以修改人设。",
+    "persona_set": "人设已保存。对话历史保留；使用 /reset 清空。",
+    "persona_reset": "人设已恢复为默认。",
+    "persona_too_long": "人设太长：最多 {limit} 个字符。未做任何更改。",
+    "persona_empty": "人设内容为空。未做任何更改。",
+    "persona_unknown_preset": "没有这个预设，请查看 /persona list。未做任何更改。",
+    "persona_presets": "预设（使用 /persona use <名称> 选择）：",
+    "persona_no_presets": "没有配置预设。",
+    "persona_none": "这里还没有设置人设。使用 /persona <文本> 设置。",
+    "persona_default": "当前使用默认人设：",
+    "persona_current": "人设由 {who} 于 {when} 设置",
+    "listen_on": "我会把本群消息记作上下文，但只在被@或回复时回答。",
+    "listen_off": "在本群我只阅读@我或回复我的消息。",
+    "listen_usage": "用法：/listen on、/listen off，或 /listen 查看当前设置。",
+}
+
+
+def text(key: str, language: str | None = None, **values: str) -> str:
+    """The message `key` in the user's language, with `{placeholders}` filled in."""
+    table = _ZH if language and language.lower().startswith("zh") else _EN
+    template = table.get(key, _EN[key])
+    return template.format(**values) if values else template

@@ -1,0 +1,43 @@
+"""Is a group message meant for the bot, and what is the question without the @mention?"""
+
+from __future__ import annotations
+
+from aiogram.types import Message, User
+
+from bot.sanitize import clean_text
+
+
+def _cut_utf16(text: str, offset: int, length: int) -> str:
+    # Entity offsets count UTF-16 code units, not Python characters.
+    units = text.encode("utf-16-le", "surrogatepass")
+    start, end = offset * 2, (offset + length) * 2
+    kept = units[:start] + " ".encode("utf-16-le") + units[end:]
+    return kept.decode("utf-16-le", "replace")
+
+
+def strip_mentions(message: Message, me: User) -> tuple[str, bool]:
+    """The text without mentions of the bot, and whether there was one."""
+    text = message.text or ""
+    username = f"@{me.username}".lower() if me.username else None
+    mentioned = False
+    # cut from the end so earlier offsets stay valid
+    for entity in sorted(message.entities or [], key=lambda e: e.offset, reverse=True):
+        is_me = False
+        if entity.type == "mention" and username is not None:
+            is_me = entity.extract_from(text).lower() == username
+        elif entity.type == "text_mention" and entity.user is not None:
+            is_me = entity.user.id == me.id
+        if is_me:
+            mentioned = True
+            text = _cut_utf16(text, entity.offset, entity.length)
+    return clean_text(text).strip(), mentioned
+
+
+def replies_to_bot(message: Message, me: User) -> bool:
+    reply = message.reply_to_message
+    if reply is None or reply.from_user is None or reply.from_user.id != me.id:
+        return False
+    # In a forum topic every message "replies" to the topic's first message: not to us.
+    if reply.forum_topic_created is not None:
+        return False
+    return not (message.is_topic_message and reply.message_id == message.message_thread_id)

@@ -1,0 +1,29 @@
+"""Text in a private chat: every message is a question for GLM."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.types import Message
+
+from bot.conversation import ConversationService, Turn
+from bot.sanitize import clean_text, is_blank
+from bot.streaming import StreamDelivery
+from handlers.context import conversation_key, language, user_id
+
+
+async def on_private_text(
+    message: Message, conversation: ConversationService, delivery: StreamDelivery
+) -> None:
+    question = clean_text(message.text or "").strip()
+    if is_blank(question) or question.startswith("/"):
+        return  # an unknown command, or nothing visible
+    key = conversation_key(message)
+    turn = Turn(key=key, text=question, user_id=user_id(message), language=language(message))
+    writer = delivery.writer(chat_id=key.chat_id, is_private=True, thread_id=key.thread_id)
+    await conversation.answer(turn, writer)
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(on_private_text, F.text)
+    return router

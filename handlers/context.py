@@ -1,0 +1,56 @@
+"""Small translations from Telegram objects to the core's terms."""
+
+from __future__ import annotations
+
+from aiogram.types import Message
+
+from bot.keys import ConversationKey
+from bot.sanitize import display_name
+
+# Telegram's placeholder sender of messages that anonymous group admins send.
+ANONYMOUS_ADMIN_LABEL = "Group admin"
+
+
+def conversation_key(message: Message) -> ConversationKey:
+    """Private chats and groups are one conversation each; forum topics one per topic."""
+    thread = message.message_thread_id if message.is_topic_message else None
+    return ConversationKey(message.chat.id, thread)
+
+
+def language(message: Message) -> str | None:
+    return message.from_user.language_code if message.from_user else None
+
+
+def is_private(message: Message) -> bool:
+    return message.chat.type == "private"
+
+
+def is_anonymous_admin(message: Message) -> bool:
+    """Sent on behalf of the group itself: only its admins can do that."""
+    return message.sender_chat is not None and message.sender_chat.id == message.chat.id
+
+
+def from_person(message: Message) -> bool:
+    """A person (or an anonymous admin) wrote it: not another bot, not a linked channel."""
+    if message.sender_chat is not None:
+        return is_anonymous_admin(message)
+    return message.from_user is not None and not message.from_user.is_bot
+
+
+def speaker(message: Message) -> str:
+    if is_anonymous_admin(message) or message.from_user is None:
+        return ANONYMOUS_ADMIN_LABEL
+    user = message.from_user
+    return display_name(user.first_name, user.last_name, user.id)
+
+
+def user_id(message: Message) -> int:
+    """Who asked; an anonymous admin is identified by the group."""
+    if is_anonymous_admin(message) or message.from_user is None:
+        return message.chat.id
+    return message.from_user.id
+
+
+def set_by(message: Message) -> str:
+    """How a persona's author is shown later."""
+    return f"{speaker(message)} (id {user_id(message)})"

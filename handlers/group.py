@@ -1,0 +1,85 @@
+"""Group chats: answer when addressed (@mention, reply to the bot, /ask), otherwise
+stay silent and, if the group listens, keep the message as context."""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message
+
+from bot.config import Settings
+from bot.conversation import ConversationService, Turn
+from bot.history import HistoryStore
+from bot.sanitize import clean_text, is_blank
+from bot.streaming import StreamDelivery
+from bot.texts import text
+from handlers.addressing import replies_to_bot, strip_mentions
+from handlers.context import conversation_key, language, speaker, user_id
+
+LISTEN_FLAG = "listen"
+
+
+async def on_ask(
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    conversation: ConversationService,
+    delivery: StreamDelivery,
+) -> None:
+    question = clean_text(command.args or "").strip()
+    if is_blank(question):
+        me = await bot.me()
+        await message.reply(text("empty_question", language(message), bot=me.username or ""))
+        return
+    await _answer(message, question, conversation, delivery)
+
+
+async def on_group_text(
+    message: Message,
+    bot: Bot,
+    conversation: ConversationService,
+    delivery: StreamDelivery,
+    store: HistoryStore,
+    settings: Settings,
+) -> None:
+    me = await bot.me()
+    question, mentioned = strip_mentions(message, me)
+    if mentioned or replies_to_bot(message, me):
+        if is_blank(question):
+            await message.reply(text("empty_question", language(message), bot=me.username or ""))
+            return
+        await _answer(message, question, conversation, delivery)
+        return
+    if is_blank(question) or question.startswith("/"):
+        return  # commands for other bots are not conversation
+    listen = await store.get_chat_flag(message.chat.id, LISTEN_FLAG)
+    if listen if listen is not None else settings.groups.listen:
+        await conversation.record(conversation_key(message), speaker(message), question)
+
+
+async def _answer(
+    message: Message, question: str, conversation: ConversationService, delivery: StreamDelivery
+) -> None:
+    key = conversation_key(message)
+    turn = Turn(
+        key=key,
+        text=question,
+        user_id=user_id(message),
+        speaker=speaker(message),
+        language=language(message),
+    )
+    writer = delivery.writer(
+        chat_id=key.chat_id,
+        is_private=False,
+        thread_id=key.thread_id,
+        reply_to_message_id=message.message_id,
+        stop_button=True,
+    )
+    await conversation.answer(turn, writer)
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(on_ask, Command("ask"))
+    router.message.register(on_group_text, F.text)
+    return router

@@ -1,0 +1,49 @@
+"""/listen on|off: whether a group's unaddressed messages are kept as context."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message
+
+from bot.admins import AdminChecker
+from bot.config import Settings
+from bot.history import HistoryStore
+from bot.texts import text
+from handlers.context import is_anonymous_admin, language, user_id
+from handlers.group import LISTEN_FLAG
+
+
+async def on_listen(
+    message: Message,
+    command: CommandObject,
+    admins: AdminChecker,
+    store: HistoryStore,
+    settings: Settings,
+) -> None:
+    lang = language(message)
+    arg = (command.args or "").strip().lower()
+    if arg not in ("", "on", "off"):
+        await message.reply(text("listen_usage", lang))
+        return
+    if not arg:
+        current = await store.get_chat_flag(message.chat.id, LISTEN_FLAG)
+        listening = settings.groups.listen if current is None else current
+        await message.reply(text("listen_on" if listening else "listen_off", lang))
+        return
+    if not await admins.may_administer(
+        message.chat.id,
+        user_id(message),
+        is_private=False,
+        anonymous_admin=is_anonymous_admin(message),
+    ):
+        await message.reply(text("admins_only", lang))
+        return
+    await store.set_chat_flag(message.chat.id, LISTEN_FLAG, arg == "on")
+    await message.reply(text("listen_on" if arg == "on" else "listen_off", lang))
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(on_listen, Command("listen"))
+    return router
