@@ -117,7 +117,9 @@ def _sse_events(lines: Iterator[str]) -> Iterator[tuple[str | None, str]]:
 
 
 def _parse_chunk(chunk: object) -> tuple[str, str | None, Usage | None]:
-    """(text, finish_reason, usage) of one chunk as decoded JSON; unknown shapes are empty."""
+    """(text, finish_reason, usage) of one chunk as decoded JSON (or of a whole
+    completion, whose choices hold a ``message`` instead of a ``delta``); unknown shapes
+    are empty."""
     if not isinstance(chunk, dict):
         return "", None, None
     text = ""
@@ -126,7 +128,7 @@ def _parse_chunk(chunk: object) -> tuple[str, str | None, Usage | None]:
     for choice in choices if isinstance(choices, list) else ():
         if not isinstance(choice, dict):
             continue
-        delta = choice.get("delta")
+        delta = choice.get("delta") or choice.get("message")
         content = delta.get("content") if isinstance(delta, dict) else None
         if isinstance(content, str):
             text += content
@@ -508,27 +510,11 @@ class GLMClient:
         try:
             if call.cancel_requested.is_set():
                 return
-            # The SDK sends the request and raises its HTTP errors; the body is read here.
-            # Its own chunk iterator builds every chunk through pydantic TypeAdapters,
-            # about 1.7 ms of CPU per token (measured), which 1,000 streams at 40 tokens/s
-            # could not afford; json.loads of the same SSE data costs a few microseconds.
             stream = self._sdk.chat.completions.create(**request)
             response = stream.response
             if not call.attach(response):
                 return
-            lines = response.iter_lines()
-            for event, data in _sse_events(lines):
-                if call.cancel_requested.is_set():
-                    return
-                if data.startswith("[DONE]"):
-                    # read the terminator too, so the connection goes back to the pool
-                    for _ in lines:
-                        pass
-                    break
-                chunk = json.loads(data)
-                if event == "error" or (isinstance(chunk, dict) and chunk.get("error")):
-                    raise error_from_stream_event(chunk, secret=self._api_key)
-                call.feed(*_parse_chunk(chunk))
+            self._read_body(call, response)
         except Exception as exc:
             if not call.cancel_requested.is_set():
                 call.fail(
@@ -542,3 +528,36 @@ class GLMClient:
                 with contextlib.suppress(Exception):
                     response.close()
             call.finish(self._worker_exited)
+
+    def _read_body(self, call: _Call, response: httpx.Response) -> None:
+        """Worker thread: feed the answer to ``call``; raises on an error in the body.
+
+        The SDK only sends the request and raises its HTTP errors. Its chunk iterator
+        builds every chunk through pydantic TypeAdapters, about 1.7 ms of CPU per token
+        (measured), which 1,000 streams at 40 tokens/s could never afford; json.loads of
+        the same SSE data is a small fraction of that. The parsing follows the SDK's.
+        """
+        if response.headers.get("content-type", "").startswith("application/json"):
+            # a whole completion (or an error) where a stream was asked for
+            response.read()
+            completion = json.loads(response.text)
+            if isinstance(completion, dict) and completion.get("error"):
+                raise error_from_stream_event(completion, secret=self._api_key)
+            call.feed(*_parse_chunk(completion))
+            return
+        lines = response.iter_lines()
+        for event, data in _sse_events(lines):
+            if call.cancel_requested.is_set():
+                return
+            if data.startswith("[DONE]"):
+                # read the terminator too, so the connection goes back to the pool
+                for _ in lines:
+                    pass
+                return
+            chunk = json.loads(data)
+            if event == "error" or (isinstance(chunk, dict) and chunk.get("error")):
+                raise error_from_stream_event(chunk, secret=self._api_key)
+            call.feed(*_parse_chunk(chunk))
+        if not call.got_chunk and not call.cancel_requested.is_set():
+            # a cleanly ended body without a single chunk: a server glitch, safe to retry
+            raise GLMError(ErrorKind.SERVER, "the response held no answer")

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from bot.llm import (
     ErrorKind,
@@ -463,6 +464,50 @@ async def test_unreachable_server_is_a_network_error(
     client = make_client(retry_attempts=2)
     error = await consume_until_error(client, [])
     assert error.kind is ErrorKind.NETWORK
+
+
+async def test_a_whole_json_completion_is_accepted(fake: FakeGLM, client: GLMClient) -> None:
+    usage = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+    fake.script(Reply(text="whole answer", json_body=True, usage=usage))
+    events = await collect(client)
+    assert events == [TextDelta("whole answer"), StreamEnd("stop", Usage(5, 2, 7))]
+
+
+async def test_a_json_error_with_status_200_is_classified(fake: FakeGLM, client: GLMClient) -> None:
+    fake.script(Reply(status=200, code="1301", message="unsafe"))
+    error = await consume_until_error(client, [])
+    assert error.kind is ErrorKind.FILTERED
+    assert len(fake.requests) == 1
+
+
+async def test_a_body_without_any_chunk_is_a_retryable_server_error(
+    make_client: ClientFactory,
+) -> None:
+    seen = 0
+
+    async def empty_stream(request: web.Request) -> web.StreamResponse:
+        nonlocal seen
+        seen += 1
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b": keep-alive\n\n")
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v4/chat/completions", empty_stream)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        host, port = runner.addresses[0][:2]
+        client = make_client(base_url=f"http://{host}:{port}/v4", retry_attempts=2)
+        error = await consume_until_error(client, [])
+    finally:
+        await runner.cleanup()
+    assert error.kind is ErrorKind.SERVER
+    assert seen == 2
 
 
 # concurrency

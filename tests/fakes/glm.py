@@ -61,6 +61,8 @@ class Reply:
     stall_after: int | None = None
     # Send a `data: {"error": {...}}` event after this many pieces, then end the stream.
     stream_error_after: int | None = None
+    # Answer with one JSON completion even when a stream was asked for.
+    json_body: bool = False
 
     def pieces(self) -> list[str]:
         return list(self.tokens) if self.tokens is not None else split_pieces(self.text)
@@ -273,7 +275,7 @@ class FakeGLM:
 
         flight = _Flight(self)
         try:
-            if body.get("stream"):
+            if body.get("stream") and not reply.json_body:
                 return await self._stream(request, body, reply, flight)
             completion = await self._complete(body, reply)
             flight.leave(completed=True)
