@@ -8,7 +8,9 @@ It also runs standalone for load tests::
 
     python -m tests.fakes.glm --port 8082 --first-token-ms 300 --tokens-per-second 40 --tokens 200
 
-with ``GET /_fake/stats`` and ``POST /_fake/reset``.
+with ``GET /_fake/stats``, ``GET /_fake/timings`` (per request, wall clock: when it
+arrived, when its first token and its last chunk were written, and its last user
+message to tell requests apart) and ``POST /_fake/reset``.
 """
 
 from __future__ import annotations
@@ -142,6 +144,7 @@ class FakeGLM:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.violations: list[str] = []
+        self.timings: list[dict[str, Any]] = []
         self.cancelled = 0
         self.completed = 0
         self.in_flight = 0
@@ -153,6 +156,7 @@ class FakeGLM:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/_fake/stats", self._stats)
         app.router.add_post("/_fake/reset", self._reset)
+        app.router.add_get("/_fake/timings", self._timings)
         app.router.add_post("/{prefix:.*}chat/completions", self._completions)
         # handler_cancellation: a client that goes away cancels its handler even while it
         # sleeps between tokens, which is how stalled and slow streams notice the disconnect.
@@ -194,6 +198,7 @@ class FakeGLM:
         self.requests.clear()
         self.headers.clear()
         self.violations.clear()
+        self.timings.clear()
         self.cancelled = 0
         self.completed = 0
         self.max_in_flight = self.in_flight
@@ -248,6 +253,21 @@ class FakeGLM:
             }
         )
 
+    async def _timings(self, request: web.Request) -> web.Response:
+        return web.json_response(self.timings)
+
+    def _timing(self, body: Any) -> dict[str, Any]:
+        """A wall-clock record of one request (time.time(): benchmarks compare it across
+        processes), named by its last user message."""
+        last_user = None
+        messages = body.get("messages") if isinstance(body, dict) else None
+        for message in messages if isinstance(messages, list) else ():
+            if isinstance(message, dict) and message.get("role") == "user":
+                last_user = message.get("content")
+        timing: dict[str, Any] = {"user": last_user, "received_at": time.time()}
+        self.timings.append(timing)
+        return timing
+
     async def _reset(self, request: web.Request) -> web.Response:
         self.reset()
         return web.json_response({"ok": True})
@@ -259,6 +279,7 @@ class FakeGLM:
             body = None
         self.requests.append(body if isinstance(body, dict) else {"_invalid": True})
         self.headers.append(dict(request.headers))
+        timing = self._timing(body)
         self._notify()
         if self.validate:
             problem = validate_body(body)
@@ -276,7 +297,7 @@ class FakeGLM:
         flight = _Flight(self)
         try:
             if body.get("stream") and not reply.json_body:
-                return await self._stream(request, body, reply, flight)
+                return await self._stream(request, body, reply, flight, timing)
             completion = await self._complete(body, reply)
             flight.leave(completed=True)
             return completion
@@ -329,8 +350,14 @@ class FakeGLM:
         )
 
     async def _stream(
-        self, request: web.Request, body: dict[str, Any], reply: Reply, flight: _Flight
+        self,
+        request: web.Request,
+        body: dict[str, Any],
+        reply: Reply,
+        flight: _Flight,
+        timing: dict[str, Any] | None = None,
     ) -> web.StreamResponse:
+        timing = timing if timing is not None else {}
         rid = f"{int(time.time() * 1000)}{next(self._ids):08d}"
         model = str(body.get("model"))
         pieces = reply.pieces()
@@ -355,6 +382,7 @@ class FakeGLM:
             if i < n:
                 delta = {"role": "assistant", "content": pieces[i]}
                 await response.write(self._chunk(rid, model, delta))
+                timing.setdefault("first_token_at", time.time())
         last = self._chunk(
             rid,
             model,
@@ -363,6 +391,8 @@ class FakeGLM:
             usage=self._usage(body, reply, pieces),
         )
         await response.write(last + b"data: [DONE]\n\n")
+        timing["last_chunk_at"] = time.time()
+        timing["pieces"] = n
         # Leave before the terminator: once the client has it, it may already send its
         # next request, which must not find this one still counted as in flight.
         flight.leave(completed=True)

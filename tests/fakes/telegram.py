@@ -12,7 +12,8 @@ Standalone (benchmarks)::
 with a JSON control API on the same port: ``POST /_fake/updates`` (an update or a list),
 ``POST /_fake/private_text`` (keyword arguments of ``private_text``, or a list of them; also
 ``group_text``, ``push_message``, ``stop_generation``, ``press_button``), ``GET /_fake/stats``,
-``GET /_fake/chat/{chat_id}``, ``POST /_fake/limits``, ``POST /_fake/fail_next``,
+``GET /_fake/chat/{chat_id}``, ``GET /_fake/timeline`` (wall-clock moments per update and
+chat, see ``telegram_timeline``), ``POST /_fake/limits``, ``POST /_fake/fail_next``,
 ``POST /_fake/reset``.
 """
 
@@ -332,6 +333,7 @@ class FakeTelegram(UpdateFeeder):
         self.webhook_deliveries = 0
         self._rejected_429 = 0
         self._injected.clear()
+        self.timeline.reset()
         self._notify_change()
 
     # -- HTTP: Bot API ------------------------------------------------------------------------
@@ -390,6 +392,7 @@ class FakeTelegram(UpdateFeeder):
 
     def _arrived(self, method: str, params: dict[str, Any], at: float) -> ApiCall | None:
         self.method_counts[method] += 1
+        self.timeline.arrived(method, params.get("chat_id"))
         if not self.record_calls:
             return None
         call = ApiCall(method, params, at, ok=True, error_code=None, description=None)

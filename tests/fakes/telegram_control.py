@@ -26,6 +26,7 @@ class ControlApi:
         app.router.add_post("/_fake/updates", self._updates)
         app.router.add_get("/_fake/stats", self._stats)
         app.router.add_get("/_fake/chat/{chat_id}", self._chat)
+        app.router.add_get("/_fake/timeline", self._timeline)
         app.router.add_post("/_fake/reset", self._reset)
         app.router.add_post("/_fake/limits", self._limits)
         app.router.add_post("/_fake/fail_next", self._fail_next)
@@ -61,6 +62,32 @@ class ControlApi:
         except ValueError:
             return self._json({"error": "chat_id must be an integer"}, 400)
         return self._json(self.fake.chat_snapshot(chat_id))
+
+    async def _timeline(self, request: web.Request) -> web.Response:
+        """Wall-clock moments per update and per chat, with each chat's visible text.
+
+        ``?texts=0`` leaves the texts out (their lengths stay), for cheap polling.
+        """
+        timeline = self.fake.timeline
+        with_texts = request.query.get("texts", "1") != "0"
+        chat_ids = set(timeline.chats)
+        chat_ids.update(u["chat_id"] for u in timeline.updates.values() if u["chat_id"])
+        chats: dict[str, Any] = {}
+        for chat_id in chat_ids:
+            times = timeline.chats.get(chat_id)
+            live = self.fake.chat_messages(chat_id)
+            text = "\n".join(m.text for m in live)
+            entry = times.as_dict() if times is not None else {"calls": 0}
+            entry.update(
+                messages=len(live),
+                text_len=len(text),
+                markup=any(m.reply_markup for m in live),
+            )
+            if with_texts:
+                entry["text"] = text
+            chats[str(chat_id)] = entry
+        updates = [{"update_id": k, **v} for k, v in timeline.updates.items()]
+        return self._json({"updates": updates, "chats": chats, "stats": self.fake.stats()})
 
     async def _reset(self, request: web.Request) -> web.Response:
         self.fake.reset()

@@ -22,6 +22,7 @@ class UpdateFeeder(BotApiMethods):
         if isinstance(query, dict) and query.get("id") is not None:
             self._open_callbacks.add(str(query["id"]))
         update_id = self._updates.push(update)
+        self.timeline.pushed(update_id, update)
         self._notify_change()
         return update_id
 

@@ -22,6 +22,7 @@ from tests.fakes.telegram_text import (
     format_text,
     utf16_len,
 )
+from tests.fakes.telegram_timeline import Timeline
 from tests.fakes.telegram_updates import UpdateQueue
 
 NOT_MODIFIED = (
@@ -116,6 +117,7 @@ class BotApiMethods(StateBase):
         self._init_state()
         self._flood = FloodControl()
         self._updates = UpdateQueue()
+        self.timeline = Timeline()
         self.webhook_url = ""
         self.webhook_secret: str | None = None
         self.my_commands: dict[tuple[str, str], list[dict[str, str]]] = {}
@@ -247,6 +249,7 @@ class BotApiMethods(StateBase):
     def _admit(self, chat_id: int) -> None:
         retry = self._flood.admit(self.limits, chat_id, self.clock())
         if retry is not None:
+            self.timeline.refused(chat_id)
             raise ApiError(429, f"Too Many Requests: retry after {retry}", {"retry_after": retry})
 
     # -- account and webhook ------------------------------------------------------------------
@@ -276,7 +279,9 @@ class BotApiMethods(StateBase):
         limit = self._optional_int(params, "limit") or 100
         timeout = self._optional_int(params, "timeout") or 0
         self._updates.set_allowed(_as_json(params.get("allowed_updates")))
-        return await self._updates.poll(offset, min(max(limit, 1), 100), max(timeout, 0))
+        batch = await self._updates.poll(offset, min(max(limit, 1), 100), max(timeout, 0))
+        self.timeline.delivered(batch)
+        return batch
 
     def _set_webhook(self, params: dict[str, Any]) -> bool:
         url = params.get("url") or ""
@@ -364,6 +369,7 @@ class BotApiMethods(StateBase):
         )
         chat.bot_messages[sent.message_id] = sent
         self.messages_sent += 1
+        self.timeline.shown("sendMessage", chat_id)
         return self.render(sent)
 
     def _editable(self, chat_id: int, message_id: int) -> SentMessage:
@@ -397,6 +403,7 @@ class BotApiMethods(StateBase):
         sent.edits += 1
         sent.edit_date = self.now_date()
         self.messages_edited += 1
+        self.timeline.shown("editMessageText", chat_id)
         return self.render(sent)
 
     def _edit_message_reply_markup(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -411,6 +418,7 @@ class BotApiMethods(StateBase):
         sent.edits += 1
         sent.edit_date = self.now_date()
         self.messages_edited += 1
+        self.timeline.shown("editMessageReplyMarkup", chat_id)
         return self.render(sent)
 
     def _delete_message(self, params: dict[str, Any]) -> bool:
@@ -459,6 +467,7 @@ class BotApiMethods(StateBase):
         draft.can_stop = _as_bool(params.get("can_stop"))
         draft.message_thread_id = thread_id
         self.draft_updates += 1
+        self.timeline.shown("sendMessageDraft", chat_id, text=formatted.text)
         return True
 
     # -- chats and members --------------------------------------------------------------------
