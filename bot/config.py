@@ -103,6 +103,25 @@ class GroupSettings(BaseModel):
     listen: bool = False
 
 
+class AccessSettings(BaseModel):
+    # "open": anyone may use the bot; "allowlist": only the users and chats listed here
+    # (a listed user anywhere, anyone in a listed chat) and the owners.
+    mode: Literal["open", "allowlist"] = "open"
+    users: list[int] = []
+    chats: list[int] = []
+    # A refused person is told once per this many seconds, not on every message.
+    refusal_interval: int = Field(default=86_400, ge=1)
+
+
+class LimitSettings(BaseModel):
+    # Messages that reach GLM per minute and GLM tokens (prompt + completion) per UTC
+    # day; 0 turns a limit off. Owners are exempt.
+    user_per_minute: int = Field(default=0, ge=0)
+    chat_per_minute: int = Field(default=0, ge=0)
+    user_daily_tokens: int = Field(default=0, ge=0)
+    chat_daily_tokens: int = Field(default=0, ge=0)
+
+
 class ModelPrice(BaseModel):
     # CNY per 1,000 tokens.
     input_per_1k: float = Field(ge=0)
@@ -134,6 +153,8 @@ class Settings(BaseSettings):
     persona: PersonaSettings = PersonaSettings()
     personas: dict[str, PersonaPreset] = {}
     groups: GroupSettings = GroupSettings()
+    access: AccessSettings = AccessSettings()
+    limits: LimitSettings = LimitSettings()
     prices: dict[str, ModelPrice] = {}
 
     @classmethod
