@@ -1,0 +1,103 @@
+"""Delivering a growing answer to Telegram: drafts in private chats, edits elsewhere.
+
+The conversation core hands a writer the whole answer so far (``update``) as often as it
+likes; a background task per answer delivers the latest text at a pace Telegram
+tolerates, and ``finish`` delivers the final text completely. Pieces:
+
+- ``bot.formatting``: Markdown to text + entities, cut at 4,000 UTF-16 units;
+- ``bot.streaming_parts``: a growing answer cut into messages that never change once full;
+- ``bot.ratelimit``: the bot-wide budgets every message and edit waits for;
+- ``bot.streaming_chain``: the messages of one answer, Telegram's refusals and retries;
+- ``bot.streaming_writer`` (EditWriter, the edit cadence) and ``bot.streaming_draft``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+from aiogram import Bot
+
+from bot.ratelimit import TelegramRateLimiter
+from bot.streaming_chain import STOP_CALLBACK, Target
+from bot.streaming_draft import DraftWriter
+from bot.streaming_writer import EditWriter
+
+__all__ = [
+    "STOP_CALLBACK",
+    "AnswerWriter",
+    "DraftWriter",
+    "EditWriter",
+    "StreamDelivery",
+]
+
+
+class AnswerWriter(Protocol):
+    """Where the conversation core writes one answer."""
+
+    async def begin(self) -> None:
+        """Show "typing…" until the first visible text."""
+
+    def update(self, markdown: str) -> None:
+        """The whole answer so far; returns at once, delivered in the background."""
+
+    async def finish(self, markdown: str, *, footer: str | None = None) -> None:
+        """Deliver the final answer completely; ``footer`` is an italic note below it."""
+
+    async def aclose(self) -> None:
+        """Cancel background work without sending anything (idempotent)."""
+
+    @property
+    def first_visible_at(self) -> float | None:
+        """time.monotonic() when the user first saw text of this answer."""
+
+    @property
+    def api_calls(self) -> int:
+        """Bot API calls made for this answer (typing actions included)."""
+
+    @property
+    def draft_id(self) -> int | None:
+        """The draft's id (to match stopped_message_generation), None when editing."""
+
+    @property
+    def message_ids(self) -> list[int]:
+        """The messages holding the answer so far."""
+
+
+class StreamDelivery:
+    """Creates the writer for each answer; one per bot process."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        limiter: TelegramRateLimiter,
+        *,
+        private_method: Literal["draft", "edit"] = "draft",
+        edit_interval: float = 1.0,
+        draft_interval: float = 0.3,
+    ) -> None:
+        self.bot = bot
+        self.limiter = limiter
+        self.private_method = private_method
+        self.edit_interval = edit_interval
+        self.draft_interval = draft_interval
+        # False once the Bot API server rejected sendMessageDraft as unknown
+        self.drafts_supported = True
+
+    def writer(
+        self,
+        *,
+        chat_id: int,
+        is_private: bool,
+        thread_id: int | None = None,
+        reply_to_message_id: int | None = None,
+        stop_button: bool = False,
+    ) -> AnswerWriter:
+        """A DraftWriter for private chats (when drafts work), an EditWriter otherwise.
+
+        ``stop_button`` puts an inline "⏹" button (callback_data "stop") under the
+        message being streamed; the final edit removes it.
+        """
+        target = Target(chat_id, thread_id, reply_to_message_id, stop_button)
+        if is_private and self.private_method == "draft" and self.drafts_supported:
+            return DraftWriter(self, target)
+        return EditWriter(self, target)
