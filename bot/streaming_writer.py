@@ -15,7 +15,12 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramServerError
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramNetworkError,
+    TelegramServerError,
+)
 
 from bot.formatting import Rendered, plain_parts
 from bot.streaming_chain import MessageChain, Stats, StopStreamingError, Target, with_footer
@@ -32,6 +37,8 @@ _STRETCH_FROM = 2000  # characters
 _STRETCH_PER_1000 = 1.0  # seconds
 _STRETCH_MAX = 4.0
 _LOAD_FACTOR = 2.0
+# Part size for the last-resort plain-text resend of a refused final answer.
+_PLAIN_LIMIT = 3000
 
 
 class Typing:
@@ -168,7 +175,15 @@ class WriterBase:
             parts = with_footer([Rendered(p, []) for p in plain_parts(markdown)], footer)
         try:
             if parts:
-                await chain.show(parts, final=True)
+                try:
+                    await chain.show(parts, final=True)
+                except TelegramBadRequest as exc:
+                    # a refusal we did not foresee ("message is too long"...): the user
+                    # still gets the words, as plain text in smaller messages
+                    log.warning("final answer refused (%s); resending as plain text", exc)
+                    text = "\n\n".join(part.text for part in parts)
+                    plain = [Rendered(p, []) for p in plain_parts(text, _PLAIN_LIMIT)]
+                    await chain.show(plain, final=True)
             elif not chain.message_ids:
                 log.warning("empty answer for chat %s: nothing to send", self._target.chat_id)
         except Exception:
