@@ -19,6 +19,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot.config_ops import (
+    LeaseSettings,
+    LoggingSettings,
+    MetricsSettings,
+    WebhookSecret,
+    WebhookSettings,
+)
+
 ZHIPU_OFFICIAL_BASE_URL = "https://open.bigmodel.cn/api/paas/v4"
 
 
@@ -66,6 +74,9 @@ class RedisSettings(BaseModel):
     pool_timeout: float = Field(default=10.0, gt=0)
     # Namespace of every key this bot writes.
     key_prefix: str = "glmbot"
+    # How REDIS_URL is read: one server, a Sentinel set (also implied by a
+    # redis+sentinel:// URL) or a Cluster (keys of one chat share a hash tag).
+    mode: Literal["standalone", "sentinel", "cluster"] = "standalone"
 
 
 class HistorySettings(BaseModel):
@@ -144,6 +155,10 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = Field(default=None, validation_alias="REDIS_URL")
     telegram_api_base: str | None = Field(default=None, validation_alias="TELEGRAM_API_BASE")
     zhipu_base_url: str = Field(default=ZHIPU_OFFICIAL_BASE_URL, validation_alias="ZHIPU_BASE_URL")
+    # Checked on every webhook request; unset: derived from the bot token (replicas agree).
+    telegram_webhook_secret: WebhookSecret | None = Field(
+        default=None, validation_alias="TELEGRAM_WEBHOOK_SECRET"
+    )
 
     telegram: TelegramSettings = TelegramSettings()
     llm: LLMSettings = LLMSettings()
@@ -156,6 +171,10 @@ class Settings(BaseSettings):
     access: AccessSettings = AccessSettings()
     limits: LimitSettings = LimitSettings()
     prices: dict[str, ModelPrice] = {}
+    webhook: WebhookSettings = WebhookSettings()
+    leases: LeaseSettings = LeaseSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    logging: LoggingSettings = LoggingSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -203,6 +222,8 @@ _ENV_NAMES = {
     "ZHIPU_API_KEY": "ZHIPU_API_KEY",
     "redis_url": "REDIS_URL",
     "REDIS_URL": "REDIS_URL",
+    "telegram_webhook_secret": "TELEGRAM_WEBHOOK_SECRET",
+    "TELEGRAM_WEBHOOK_SECRET": "TELEGRAM_WEBHOOK_SECRET",
 }
 
 

@@ -1,0 +1,389 @@
+"""One answer at a time per conversation across replicas: leases in Redis.
+
+Same interface as `bot.locks.ConversationLocks` (``hold(key)``, ``waiting(key)``), so
+`ConversationService(locks=...)` takes either.
+
+How it works, per conversation:
+
+- A turn takes a ticket: a number from INCR, queued in a sorted set, so turns are served
+  in the order they reached Redis, whichever replica received them.
+- A turn runs when its ticket is first in the queue and the lease is free: one script sets
+  the lease (``SET token NX PX ttl``) and removes the ticket. The uncontended case costs
+  one round trip to enter and one to release (compare-and-delete).
+- Every ticket has a deadline (Redis clock) in a second sorted set. A live replica renews
+  its lease and its tickets every ttl/3; a crashed replica's lease and its place in the
+  queue are given up after ttl, and the scripts drop dead tickets at the queue's head.
+- In the process, the turns of one conversation wait in ticket order and only the first
+  of them polls Redis (backing off up to ``poll_interval``); the others wait for it.
+- If Redis fails, a turn falls back to in-process ordering only (logged and counted):
+  the user then gets the store's "storage unavailable" answer rather than silence.
+
+Keys, all under the chat's hash tag (a Cluster keeps them in one slot, as scripts need)::
+
+    <base>{c<chat>}:t<thread>:lease         token of the holder
+    <base>{c<chat>}:t<thread>:lease:queue   ticket token -> ticket number
+    <base>{c<chat>}:t<thread>:lease:alive   ticket token -> deadline (ms)
+    <base>{c<chat>}:t<thread>:lease:seq     ticket counter
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import itertools
+import logging
+import math
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from bot.keys import ConversationKey, Keys
+
+__all__ = ["RedisLeases"]
+
+log = logging.getLogger(__name__)
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# Drops expired tickets at the head of the queue (their replica stopped renewing), then
+# takes the lease if our ticket is first and the lease is free.
+_TAKE = """
+local function take(token, ttl, now)
+  while true do
+    local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+    if not head or head == token then break end
+    local deadline = redis.call('ZSCORE', KEYS[3], head)
+    if deadline and tonumber(deadline) > now then return 0 end
+    redis.call('ZREM', KEYS[2], head)
+    redis.call('ZREM', KEYS[3], head)
+  end
+  if redis.call('SET', KEYS[1], token, 'NX', 'PX', ttl) then
+    redis.call('ZREM', KEYS[2], token)
+    redis.call('ZREM', KEYS[3], token)
+    return 1
+  end
+  return 0
+end
+local function tidy(ttl)
+  -- queues of an idle conversation disappear on their own
+  redis.call('PEXPIRE', KEYS[2], 2 * ttl)
+  redis.call('PEXPIRE', KEYS[3], 2 * ttl)
+end
+"""
+
+# KEYS: lease, queue, alive, seq. ARGV: token, ttl ms, may take (1/0).
+# Returns {ticket number, 1 if the lease was taken}.
+_ENTER = (
+    _NOW
+    + _TAKE
+    + """
+local ttl = tonumber(ARGV[2])
+local seq = redis.call('INCR', KEYS[4])
+redis.call('PEXPIRE', KEYS[4], 86400000)
+redis.call('ZADD', KEYS[2], seq, ARGV[1])
+redis.call('ZADD', KEYS[3], now + ttl, ARGV[1])
+tidy(ttl)
+if ARGV[3] == '1' then return {seq, take(ARGV[1], ttl, now)} end
+return {seq, 0}
+"""
+)
+
+# KEYS: lease, queue, alive. ARGV: token, ttl ms.
+# Returns 1 (taken), 0 (wait), -1 (the ticket is gone: it expired; take a new one).
+_ACQUIRE = (
+    _NOW
+    + _TAKE
+    + """
+local ttl = tonumber(ARGV[2])
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return -1 end
+redis.call('ZADD', KEYS[3], now + ttl, ARGV[1])
+tidy(ttl)
+return take(ARGV[1], ttl, now)
+"""
+)
+
+# KEYS: lease, queue, alive. ARGV: ttl ms, holder token or '', waiting tickets...
+# Returns 0 when a holder token was given and the lease is no longer it, else 1.
+_RENEW = (
+    _NOW
+    + _TAKE
+    + """
+local ttl = tonumber(ARGV[1])
+local held = 1
+if ARGV[2] ~= '' then
+  if redis.call('GET', KEYS[1]) == ARGV[2] then
+    redis.call('PEXPIRE', KEYS[1], ttl)
+  else
+    held = 0
+  end
+end
+for i = 3, #ARGV do
+  redis.call('ZADD', KEYS[3], 'XX', now + ttl, ARGV[i])
+end
+if #ARGV > 2 then tidy(ttl) end
+return held
+"""
+)
+
+# KEYS: lease. ARGV: token. Deletes the lease only if it is still ours.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: lease, queue, alive. ARGV: token. A turn gives up: its ticket, and the lease if
+# the script that queued it took the lease before the turn was cancelled.
+_LEAVE = """
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+# First pause of a waiting turn between two attempts; doubled up to poll_interval.
+_FIRST_POLL = 0.005
+
+ErrorHook = Callable[[str], None]
+
+
+@dataclass(eq=False, slots=True)
+class _Turn:
+    token: str
+    arrival: int
+    # (ticket number, arrival): the order turns of one conversation run in; a turn without
+    # a ticket (Redis failed) sorts after every ticketed one.
+    order: tuple[float, int] = (math.inf, 0)
+    ticketed: bool = False
+    # True while this turn holds the Redis lease (False for a holder without Redis).
+    leased: bool = False
+    # Redis may hold a ticket or lease of this turn (False after the enter script failed).
+    in_redis: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class _Conversation:
+    users: int = 0
+    holder: _Turn | None = None
+    waiters: list[_Turn] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    keeper: asyncio.Task[None] | None = None
+
+    def pulse(self) -> None:
+        """Wake every local waiter to re-check its position."""
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    def queue(self, turn: _Turn) -> None:
+        bisect.insort(self.waiters, turn, key=lambda t: t.order)
+
+    def first(self) -> _Turn | None:
+        return self.waiters[0] if self.waiters else None
+
+
+class RedisLeases:
+    """Conversation leases shared by every replica on one Redis; see the module docstring."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        ttl: float = 30.0,
+        poll_interval: float = 0.05,
+        on_error: ErrorHook | None = None,
+    ) -> None:
+        if ttl <= 0 or poll_interval <= 0:
+            raise ValueError("ttl and poll_interval must be positive")
+        self._keys = keys
+        self._ttl = ttl
+        self._ttl_ms = max(1, int(ttl * 1000))
+        self._poll_interval = poll_interval
+        self._on_error = on_error
+        self._enter_script = redis.register_script(_ENTER)
+        self._acquire_script = redis.register_script(_ACQUIRE)
+        self._renew_script = redis.register_script(_RENEW)
+        self._release_script = redis.register_script(_RELEASE)
+        self._leave_script = redis.register_script(_LEAVE)
+        self._conversations: dict[ConversationKey, _Conversation] = {}
+        self._arrivals = itertools.count()
+
+    # -- the ConversationLocks interface ------------------------------------------------
+
+    @asynccontextmanager
+    async def hold(self, key: ConversationKey) -> AsyncIterator[None]:
+        """Wait for this conversation's turn across all replicas, then hold it."""
+        conv = self._conversations.get(key)
+        if conv is None:
+            conv = self._conversations[key] = _Conversation()
+            conv.keeper = asyncio.create_task(self._keep(key, conv))
+        conv.users += 1
+        turn = _Turn(uuid.uuid4().hex, next(self._arrivals))
+        try:
+            await self._take_ticket(key, conv, turn, may_take=conv.holder is None)
+            await self._wait_turn(key, conv, turn)
+        except BaseException:
+            await self._leave(key, conv, turn)
+            raise
+        try:
+            yield
+        finally:
+            await self._release(key, conv, turn)
+
+    def waiting(self, key: ConversationKey) -> int:
+        """Turns of this process queued behind the running one (or behind another replica)."""
+        conv = self._conversations.get(key)
+        if conv is None:
+            return 0
+        return conv.users - (1 if conv.holder is not None else 0)
+
+    async def aclose(self) -> None:
+        """Stop renewing (leases still held then expire after ttl)."""
+        keepers = [c.keeper for c in self._conversations.values() if c.keeper is not None]
+        for keeper in keepers:
+            keeper.cancel()
+        await asyncio.gather(*keepers, return_exceptions=True)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _keys_of(self, key: ConversationKey) -> list[str]:
+        lease = self._keys.chat_scoped(key.chat_id, f"t{key.thread_id or 0}:lease")
+        return [lease, f"{lease}:queue", f"{lease}:alive", f"{lease}:seq"]
+
+    def _failed(self, operation: str, key: ConversationKey, exc: Exception) -> None:
+        log.warning(
+            "lease %s failed for chat %s, ordering is per process until Redis is back: %s",
+            operation,
+            key.chat_id,
+            exc,
+        )
+        if self._on_error is not None:
+            self._on_error(f"lease_{operation}")
+
+    async def _take_ticket(
+        self, key: ConversationKey, conv: _Conversation, turn: _Turn, *, may_take: bool
+    ) -> None:
+        turn.in_redis = True
+        try:
+            seq, taken = await self._enter_script(
+                keys=self._keys_of(key), args=[turn.token, self._ttl_ms, int(may_take)]
+            )
+        except RedisError as exc:
+            self._failed("enter", key, exc)
+            turn.order, turn.ticketed, turn.in_redis = (math.inf, turn.arrival), False, False
+        else:
+            turn.order, turn.ticketed = (int(seq), turn.arrival), True
+            if int(taken) == 1:
+                turn.leased = True
+                conv.holder = turn
+                return
+        conv.queue(turn)
+
+    async def _wait_turn(self, key: ConversationKey, conv: _Conversation, turn: _Turn) -> None:
+        pause = _FIRST_POLL
+        while conv.holder is not turn:
+            delay: float | None = None
+            if conv.holder is None and conv.first() is turn:
+                if not turn.ticketed:
+                    conv.waiters.remove(turn)
+                    conv.holder = turn
+                    return
+                try:
+                    state = int(
+                        await self._acquire_script(
+                            keys=self._keys_of(key)[:3], args=[turn.token, self._ttl_ms]
+                        )
+                    )
+                except RedisError as exc:
+                    self._failed("acquire", key, exc)
+                    self._requeue(conv, turn, ticketed=False)
+                    continue
+                if state == 1:
+                    conv.waiters.remove(turn)
+                    turn.leased = True
+                    conv.holder = turn
+                    return
+                if state == -1:
+                    # our ticket expired (renewals failed for a whole ttl): queue again
+                    conv.waiters.remove(turn)
+                    await self._take_ticket(key, conv, turn, may_take=False)
+                    continue
+                delay, pause = pause, min(pause * 2, self._poll_interval)
+            else:
+                pause = _FIRST_POLL
+            changed = conv.changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), delay)
+
+    def _requeue(self, conv: _Conversation, turn: _Turn, *, ticketed: bool) -> None:
+        conv.waiters.remove(turn)
+        turn.ticketed = ticketed
+        if not ticketed:
+            turn.order = (math.inf, turn.arrival)
+        conv.queue(turn)
+        conv.pulse()
+
+    async def _release(self, key: ConversationKey, conv: _Conversation, turn: _Turn) -> None:
+        try:
+            if turn.leased:
+                try:
+                    await self._release_script(keys=self._keys_of(key)[:1], args=[turn.token])
+                except RedisError as exc:
+                    # the lease then expires after ttl; the next turn waits until then
+                    self._failed("release", key, exc)
+        finally:
+            turn.leased = False
+            conv.holder = None
+            self._done(key, conv)
+
+    async def _leave(self, key: ConversationKey, conv: _Conversation, turn: _Turn) -> None:
+        """A turn gives up (cancelled while waiting): drop its ticket or lease."""
+        try:
+            # even without an answer: a cancelled enter may have queued a ticket or taken
+            # the lease without our hearing of it
+            if turn.in_redis:
+                await self._leave_script(keys=self._keys_of(key)[:3], args=[turn.token])
+        except RedisError as exc:
+            self._failed("leave", key, exc)  # the ticket expires after ttl
+        finally:
+            if conv.holder is turn:
+                conv.holder = None
+            if turn in conv.waiters:
+                conv.waiters.remove(turn)
+            self._done(key, conv)
+
+    def _done(self, key: ConversationKey, conv: _Conversation) -> None:
+        conv.users -= 1
+        conv.pulse()
+        if conv.users == 0:
+            if conv.keeper is not None:
+                conv.keeper.cancel()
+            if self._conversations.get(key) is conv:
+                del self._conversations[key]
+
+    async def _keep(self, key: ConversationKey, conv: _Conversation) -> None:
+        """Renew this process's lease and tickets of one conversation every ttl/3."""
+        keys = self._keys_of(key)[:3]
+        while True:
+            await asyncio.sleep(self._ttl / 3)
+            holder = conv.holder.token if conv.holder is not None and conv.holder.leased else ""
+            tickets = [t.token for t in conv.waiters if t.ticketed]
+            if not holder and not tickets:
+                continue
+            try:
+                held = await self._renew_script(keys=keys, args=[self._ttl_ms, holder, *tickets])
+            except RedisError as exc:
+                self._failed("renew", key, exc)
+                continue
+            if holder and not int(held):
+                # paused or cut off for a whole ttl: another replica may be answering too
+                log.warning("lease of chat %s expired while answering", key.chat_id)
+                if self._on_error is not None:
+                    self._on_error("lease_lost")

@@ -1,0 +1,260 @@
+"""Conversation leases on a real Redis: two `RedisLeases` on separate clients stand for two
+replicas; a crashed replica is a real process killed with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from bot.keys import ConversationKey, Keys
+from bot.leases import RedisLeases
+from tests.conftest import RedisProcess
+
+KEY = ConversationKey(777)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def until(predicate: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+@pytest.fixture
+async def replicas(
+    redis_url: str, key_prefix: str, redis_client: aioredis.Redis
+) -> AsyncIterator[tuple[RedisLeases, RedisLeases, list[str]]]:
+    """Two lease managers on two clients of one Redis, and the errors they reported."""
+    errors: list[str] = []
+    clients = [aioredis.Redis.from_url(redis_url) for _ in range(2)]
+    a, b = (
+        RedisLeases(c, Keys(key_prefix, 42), ttl=0.4, poll_interval=0.02, on_error=errors.append)
+        for c in clients
+    )
+    yield a, b, errors
+    await a.aclose()
+    await b.aclose()
+    for client in clients:
+        await client.aclose()
+
+
+def queue_key(prefix: str, chat_id: int = KEY.chat_id) -> str:
+    return Keys(prefix, 42).chat_scoped(chat_id, "t0:lease:queue")
+
+
+async def test_one_holder_at_a_time_across_replicas_in_arrival_order(
+    replicas: tuple[RedisLeases, RedisLeases, list[str]],
+    redis_client: aioredis.Redis,
+    key_prefix: str,
+) -> None:
+    a, b, errors = replicas
+    ran: list[str] = []
+    inside = 0
+    most_inside = 0
+    release_first = asyncio.Event()
+
+    async def turn(leases: RedisLeases, name: str, gate: asyncio.Event | None = None) -> None:
+        nonlocal inside, most_inside
+        async with leases.hold(KEY):
+            inside += 1
+            most_inside = max(most_inside, inside)
+            ran.append(name)
+            if gate is not None:
+                await gate.wait()
+            await asyncio.sleep(0.01)
+            inside -= 1
+
+    first = asyncio.create_task(turn(a, "a1", release_first))
+    await until(lambda: ran == ["a1"], "a1 to hold")
+    tasks = [first]
+    # alternate replicas; each joins the Redis queue before the next arrives
+    for queued, (leases, name) in enumerate([(b, "b1"), (a, "a2"), (b, "b2"), (a, "a3")], 1):
+        tasks.append(asyncio.create_task(turn(leases, name)))
+        await asyncio.wait_for(_queue_length(redis_client, key_prefix, queued), 5)
+    assert a.waiting(KEY) == 2
+    assert b.waiting(KEY) == 2
+    release_first.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+
+    assert ran == ["a1", "b1", "a2", "b2", "a3"]
+    assert most_inside == 1
+    assert not errors
+    assert a.waiting(KEY) == 0
+    assert b.waiting(KEY) == 0
+    assert await redis_client.zcard(queue_key(key_prefix)) == 0
+
+
+async def _queue_length(client: aioredis.Redis, prefix: str, length: int) -> None:
+    while await client.zcard(queue_key(prefix)) != length:
+        await asyncio.sleep(0.005)
+
+
+async def test_renewal_keeps_the_lease_beyond_its_ttl(
+    replicas: tuple[RedisLeases, RedisLeases, list[str]],
+) -> None:
+    a, b, errors = replicas
+    b_held = asyncio.Event()
+
+    async def b_turn() -> None:
+        async with b.hold(KEY):
+            b_held.set()
+
+    async with a.hold(KEY):
+        waiter = asyncio.create_task(b_turn())
+        # 3 ttls: without renewal the lease would have expired twice over
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(b_held.wait()), 1.2)
+    await asyncio.wait_for(waiter, 5)
+    assert b_held.is_set()
+    assert not errors
+
+
+async def test_different_conversations_do_not_wait_for_each_other(
+    replicas: tuple[RedisLeases, RedisLeases, list[str]],
+) -> None:
+    a, b, _ = replicas
+    async with a.hold(KEY):
+        async with b.hold(ConversationKey(KEY.chat_id, 5)):  # another topic of the chat
+            pass
+        async with b.hold(ConversationKey(778)):
+            pass
+
+
+async def test_a_cancelled_waiter_gives_up_its_place(
+    replicas: tuple[RedisLeases, RedisLeases, list[str]],
+    redis_client: aioredis.Redis,
+    key_prefix: str,
+) -> None:
+    a, b, _ = replicas
+
+    async def hold_briefly(leases: RedisLeases) -> None:
+        async with leases.hold(KEY):
+            pass
+
+    async with a.hold(KEY):
+        doomed = asyncio.create_task(hold_briefly(b))
+        await asyncio.wait_for(_queue_length(redis_client, key_prefix, 1), 5)
+        doomed.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await doomed
+        assert await redis_client.zcard(queue_key(key_prefix)) == 0
+        assert b.waiting(KEY) == 0
+    # nothing left behind blocks the next turn (well within the ttl)
+    await asyncio.wait_for(hold_briefly(b), 0.3)
+
+
+class Holder:
+    """A lease holder in another process (tests/lease_process.py)."""
+
+    def __init__(self, redis_url: str, key_prefix: str, ttl: float) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.lease_process", redis_url, key_prefix, "777", str(ttl)],
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+
+    async def wait_line(self, expected: str) -> None:
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), 10)
+        assert line.decode().strip() == expected
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+async def test_a_crashed_holders_lease_expires(
+    replicas: tuple[RedisLeases, RedisLeases, list[str]], redis_url: str, key_prefix: str
+) -> None:
+    a, _, _ = replicas
+    holder = Holder(redis_url, key_prefix, ttl=0.5)
+    try:
+        await holder.wait_line("waiting")
+        await holder.wait_line("held")
+        got = asyncio.Event()
+
+        async def take() -> None:
+            async with a.hold(KEY):
+                got.set()
+
+        waiter = asyncio.create_task(take())
+        # the other process is alive and renewing: no turn for us
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(got.wait()), 1.0)
+        holder.kill()
+        killed_at = asyncio.get_running_loop().time()
+        await asyncio.wait_for(waiter, 5)
+        # given up within about one ttl of the last renewal
+        assert asyncio.get_running_loop().time() - killed_at < 1.5
+    finally:
+        if holder.proc.poll() is None:
+            holder.kill()
+
+
+async def test_a_crashed_waiters_ticket_expires(
+    replicas: tuple[RedisLeases, RedisLeases, list[str]],
+    redis_url: str,
+    redis_client: aioredis.Redis,
+    key_prefix: str,
+) -> None:
+    a, b, _ = replicas
+    holder = Holder(redis_url, key_prefix, ttl=0.5)
+    try:
+        async with a.hold(KEY):
+            await holder.wait_line("waiting")
+            await asyncio.wait_for(_queue_length(redis_client, key_prefix, 1), 5)
+            behind = asyncio.create_task(_hold_once(b))
+            await asyncio.wait_for(_queue_length(redis_client, key_prefix, 2), 5)
+            holder.kill()  # dies while first in line
+        await asyncio.wait_for(behind, 5)
+        assert await redis_client.zcard(queue_key(key_prefix)) == 0
+    finally:
+        if holder.proc.poll() is None:
+            holder.kill()
+
+
+async def _hold_once(leases: RedisLeases) -> None:
+    async with leases.hold(KEY):
+        pass
+
+
+async def test_without_redis_turns_are_still_ordered_in_the_process(
+    own_redis: RedisProcess, key_prefix: str
+) -> None:
+    errors: list[str] = []
+    client = aioredis.Redis.from_url(own_redis.url, socket_connect_timeout=0.5)
+    leases = RedisLeases(client, Keys(key_prefix, 42), ttl=0.4, on_error=errors.append)
+    own_redis.stop()
+    ran: list[int] = []
+    inside = 0
+
+    async def turn(n: int) -> None:
+        nonlocal inside
+        async with leases.hold(KEY):
+            inside += 1
+            assert inside == 1
+            ran.append(n)
+            await asyncio.sleep(0.01)
+            inside -= 1
+
+    try:
+        await asyncio.wait_for(asyncio.gather(*(turn(n) for n in range(4))), 20)
+    finally:
+        await leases.aclose()
+        await client.aclose()
+    assert ran == [0, 1, 2, 3]
+    assert "lease_enter" in errors
