@@ -11,13 +11,15 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from redis.asyncio import Redis
 
+from bot.access import AccessPolicy
 from bot.admins import AdminChecker
 from bot.config import Settings
-from bot.conversation import ConversationService
+from bot.conversation import AnsweredHook, ConversationService
 from bot.history import HistoryStore, create_history_store
 from bot.keys import Keys
 from bot.llm import GLMClient, GLMOptions
 from bot.personas import PersonaService
+from bot.quotas import Limits, QuotaService, create_meter_store
 from bot.ratelimit import TelegramRateLimiter
 from bot.streaming import StreamDelivery
 from handlers import get_routers
@@ -38,6 +40,8 @@ class Services(TypedDict):
     store: HistoryStore
     personas: PersonaService
     admins: AdminChecker
+    access: AccessPolicy
+    quotas: QuotaService
 
 
 @dataclass
@@ -123,7 +127,11 @@ def create_delivery(settings: Settings, bot: Bot) -> StreamDelivery:
 
 
 def create_conversation(
-    settings: Settings, store: HistoryStore, llm: GLMClient
+    settings: Settings,
+    store: HistoryStore,
+    llm: GLMClient,
+    *,
+    on_answered: AnsweredHook | None = None,
 ) -> ConversationService:
     return ConversationService(
         store=store,
@@ -135,6 +143,7 @@ def create_conversation(
         ),
         context_tokens=settings.llm.context_tokens,
         default_persona=settings.persona.default,
+        on_answered=on_answered,
     )
 
 
@@ -148,6 +157,35 @@ def create_admins(settings: Settings, bot: Bot, redis: Redis | None) -> AdminChe
         owners=settings.telegram.owners,
         redis=redis,
         keys=Keys(settings.redis.key_prefix, bot.id),
+    )
+
+
+def create_access(settings: Settings, redis: Redis | None, bot_id: int) -> AccessPolicy:
+    access = settings.access
+    return AccessPolicy(
+        mode=access.mode,
+        users=access.users,
+        chats=access.chats,
+        owners=settings.telegram.owners,
+        refusal_interval=access.refusal_interval,
+        redis=redis,
+        keys=Keys(settings.redis.key_prefix, bot_id),
+    )
+
+
+def create_quotas(settings: Settings, redis: Redis | None, bot_id: int) -> QuotaService:
+    limits = settings.limits
+    return QuotaService(
+        create_meter_store(redis, Keys(settings.redis.key_prefix, bot_id)),
+        limits=Limits(
+            user_per_minute=limits.user_per_minute,
+            chat_per_minute=limits.chat_per_minute,
+            user_daily_tokens=limits.user_daily_tokens,
+            chat_daily_tokens=limits.chat_daily_tokens,
+        ),
+        model=settings.llm.model,
+        prices=settings.prices,
+        owners=settings.telegram.owners,
     )
 
 
@@ -185,7 +223,8 @@ def create_app(settings: Settings) -> App:
     bot = create_bot(settings)
     store, redis = create_store(settings, bot.id)
     llm = create_llm(settings)
-    conversation = create_conversation(settings, store, llm)
+    quotas = create_quotas(settings, redis, bot.id)
+    conversation = create_conversation(settings, store, llm, on_answered=quotas.on_answered)
     delivery = create_delivery(settings, bot)
     dispatcher = create_dispatcher(
         Services(
@@ -195,6 +234,8 @@ def create_app(settings: Settings) -> App:
             store=store,
             personas=create_personas(settings, store),
             admins=create_admins(settings, bot, redis),
+            access=create_access(settings, redis, bot.id),
+            quotas=quotas,
         )
     )
     return App(settings, bot, dispatcher, store, redis, llm, conversation, delivery)

@@ -80,6 +80,9 @@ class AnswerResult:
     request_sent_at: float | None = None
     first_token_at: float | None = None
     finished_at: float | None = None
+    # Calibrated estimate of the last prompt sent: what a stopped or cut answer (GLM
+    # reports `usage` only at the end) is charged for its prompt.
+    estimated_prompt_tokens: int = 0
 
 
 @dataclass(slots=True)
@@ -114,6 +117,8 @@ _ERROR_TEXT: dict[ErrorKind, str] = {
 STOPPED_EMPTY = "(stopped before answering)"
 
 OwnerAlert = Callable[[ErrorKind, str], Awaitable[None]]
+# Called after every answer (e.g. to charge its tokens); its errors are logged, not raised.
+AnsweredHook = Callable[[Turn, AnswerResult], Awaitable[None]]
 
 
 class ConversationService:
@@ -128,6 +133,7 @@ class ConversationService:
         locks: ConversationLocks | None = None,
         calibration: TokenCalibration | None = None,
         on_owner_alert: OwnerAlert | None = None,
+        on_answered: AnsweredHook | None = None,
     ) -> None:
         self.store = store
         self._model = model
@@ -137,6 +143,7 @@ class ConversationService:
         self._locks = locks or ConversationLocks()
         self._calibration = calibration or TokenCalibration()
         self._on_owner_alert = on_owner_alert
+        self._on_answered = on_answered
         self._running: dict[ConversationKey, _Running] = {}
         # /stop also clears queued turns: a turn only runs if no /stop came since it queued
         self._epochs: dict[ConversationKey, int] = {}
@@ -193,11 +200,22 @@ class ConversationService:
         if task is not None:
             self._tasks.add(task)
         try:
-            return await self._answer_in_turn(turn, writer)
+            result = await self._answer_in_turn(turn, writer)
+            await self._answered(turn, result)
+            return result
         finally:
             if task is not None:
                 self._tasks.discard(task)
             await writer.aclose()
+
+    async def _answered(self, turn: Turn, result: AnswerResult) -> None:
+        if self._on_answered is None:
+            return
+        try:
+            await self._on_answered(turn, result)
+        except Exception:
+            # accounting must never cost the user an answer already delivered
+            log.exception("the after-answer hook failed for chat %s", turn.key.chat_id)
 
     async def _answer_in_turn(self, turn: Turn, writer: AnswerWriter) -> AnswerResult:
         epoch = self._epochs.get(turn.key, 0)
@@ -231,6 +249,7 @@ class ConversationService:
         for attempt in (1, 2):
             try:
                 result.request_sent_at = time.monotonic()
+                result.estimated_prompt_tokens = self._calibration.scale(prompt.estimated_tokens)
                 await self._generate(prompt, writer, running, result)
                 error = None
                 break

@@ -61,6 +61,41 @@ _EN: Final[dict[str, str]] = {
     "listen_on": "I keep this group's messages as context, and answer only when addressed.",
     "listen_off": "I only read messages addressed to me in this group.",
     "listen_usage": "Usage: /listen on, /listen off, or /listen to see the current setting.",
+    "access_denied": (
+        "Sorry, I'm a private bot and can't answer you here. If you should have access, ask "
+        "my owner to add your user id {user_id} (or this chat, {chat_id})."
+    ),
+    "limit_user_rate": (
+        "⏳ You're writing faster than I may answer: at most {limit} messages a minute. "
+        "Try again in {wait}."
+    ),
+    "limit_chat_rate": (
+        "⏳ This chat sends me more than {limit} messages a minute. Try again in {wait}."
+    ),
+    "limit_user_tokens": (
+        "You've used your daily quota of {limit} tokens. It resets at 00:00 UTC, in {wait}."
+    ),
+    "limit_chat_tokens": (
+        "This chat has used its daily quota of {limit} tokens. It resets at 00:00 UTC, in {wait}."
+    ),
+    "duration_seconds": "{n} s",
+    "duration_minutes": "{n} min",
+    "duration_hours": "{h} h {m} min",
+    "usage_you": "📊 Your usage",
+    "usage_chat": "👥 This chat",
+    "usage_bot": "🤖 The whole bot",
+    "usage_today": "Today: {summary}",
+    "usage_month": "This month: {summary}",
+    "usage_summary": (
+        "{tokens} tokens ({prompt} prompt + {completion} answer) in {requests} requests, "
+        "≈ {cost} CNY"
+    ),
+    "usage_nothing": "nothing yet",
+    "usage_quota": "Daily quota: {spent} of {limit} tokens used; it resets in {wait} (00:00 UTC).",
+    "usage_models": "By model this month:",
+    "usage_top_chats": "Top chats this month:",
+    "usage_row": "{name}: {tokens} tokens, ≈ {cost} CNY",
+    "usage_totals_private": "Bot totals are shown only in a private chat with me.",
 }
 
 _ZH: Final[dict[str, str]] = {
@@ -112,6 +147,31 @@ _ZH: Final[dict[str, str]] = {
     "listen_on": "我会把本群消息记作上下文，但只在被@或回复时回答。",
     "listen_off": "在本群我只阅读@我或回复我的消息。",
     "listen_usage": "用法：/listen on、/listen off，或 /listen 查看当前设置。",
+    "access_denied": (
+        "抱歉，这是一个私有机器人，我不能在这里回答你。如需使用，请联系机器人主人"
+        "添加你的用户 ID {user_id}（或本聊天 {chat_id}）。"
+    ),
+    "limit_user_rate": "⏳ 你发消息太快了：每分钟最多 {limit} 条。请在 {wait}后再试。",
+    "limit_chat_rate": "⏳ 本聊天发给我的消息太多了：每分钟最多 {limit} 条。请在 {wait}后再试。",
+    "limit_user_tokens": "你今天的 {limit} token 额度已用完，将于 UTC 00:00（{wait}后）重置。",
+    "limit_chat_tokens": "本聊天今天的 {limit} token 额度已用完，将于 UTC 00:00（{wait}后）重置。",
+    "duration_seconds": "{n} 秒",
+    "duration_minutes": "{n} 分钟",
+    "duration_hours": "{h} 小时 {m} 分钟",
+    "usage_you": "📊 你的用量",
+    "usage_chat": "👥 本聊天",
+    "usage_bot": "🤖 整个机器人",
+    "usage_today": "今天：{summary}",
+    "usage_month": "本月：{summary}",
+    "usage_summary": (
+        "{tokens} token（提问 {prompt} + 回答 {completion}），{requests} 次请求，约 {cost} 元"
+    ),
+    "usage_nothing": "暂无",
+    "usage_quota": "每日额度：已用 {spent} / {limit} token，{wait}后（UTC 00:00）重置。",
+    "usage_models": "本月各模型：",
+    "usage_top_chats": "本月用量最多的聊天：",
+    "usage_row": "{name}：{tokens} token，约 {cost} 元",
+    "usage_totals_private": "机器人总用量只在与我的私聊中显示。",
 }
 
 

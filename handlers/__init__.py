@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from aiogram import F, Router
 
-from handlers import chat, commands, group, listen, members, persona, unsupported
+from handlers import chat, commands, group, listen, members, persona, unsupported, usage
 from handlers.context import from_person
+from handlers.guards import GuardMiddleware
 
 
 def get_routers() -> list[Router]:
     """Every router, in the order the dispatcher should try them."""
     people = Router(name="people")
     people.message.filter(from_person)
+    # access, rate limits and quotas, once the handler is known
+    people.message.middleware(GuardMiddleware())
 
     private = Router(name="private")
     private.message.filter(F.chat.type == "private")
@@ -26,5 +29,11 @@ def get_routers() -> list[Router]:
     groups.message.filter(F.chat.type.in_({"group", "supergroup"}))
     groups.include_routers(listen.create_router(), group.create_router())
 
-    people.include_routers(commands.create_router(), persona.create_router(), private, groups)
+    people.include_routers(
+        commands.create_router(),
+        persona.create_router(),
+        usage.create_router(),
+        private,
+        groups,
+    )
     return [people, members.create_router()]

@@ -1,0 +1,177 @@
+"""Admitting messages against the limits, charging answers, and reading usage back."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from bot.config import ModelPrice
+from bot.conversation import AnswerResult, Turn
+from bot.quotas.base import (
+    Charge,
+    Clock,
+    Limits,
+    MeterStore,
+    MeterUnavailable,
+    Refusal,
+    Scope,
+    Totals,
+    day_of,
+    month_of,
+    seconds_to_midnight,
+)
+from bot.tokens import message_tokens
+
+__all__ = ["BotReport", "QuotaService", "UsageReport"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """One person's usage, and their chat's when asked in a group."""
+
+    today: Totals
+    month: Totals
+    chat_today: Totals | None
+    chat_month: Totals | None
+    limits: Limits
+    # until the daily quotas start again (00:00 UTC)
+    resets_in: float
+
+
+@dataclass(frozen=True, slots=True)
+class BotReport:
+    """What the owners see: totals, models and the busiest chats this month."""
+
+    today: Totals
+    month: Totals
+    models: list[tuple[str, Totals]]
+    chats: list[tuple[int, Totals]]
+
+
+class QuotaService:
+    """Rate limits and daily token quotas (owners are exempt) and usage accounting
+    (everyone is counted, owners too).
+
+    `clock` is public so tests can move time.
+    """
+
+    def __init__(
+        self,
+        store: MeterStore,
+        *,
+        limits: Limits,
+        model: str,
+        prices: Mapping[str, ModelPrice],
+        owners: Iterable[int] = (),
+        clock: Clock = time.time,
+    ) -> None:
+        self.store = store
+        self.limits = limits
+        self.clock = clock
+        self._model = model
+        self._prices = dict(prices)
+        self._owners = frozenset(owners)
+        self._unpriced_warned: set[str] = set()
+        self.cost_micros(model, 0, 0)  # says at start-up when the model has no price
+
+    async def admit(self, user_id: int, chat_id: int) -> Refusal | None:
+        """None when the message may go to GLM (it is then counted in the rate windows)."""
+        if user_id in self._owners or not self.limits.any:
+            return None
+        try:
+            return await self.store.admit(user_id, chat_id, self.limits, self.clock())
+        except MeterUnavailable:
+            # Failing open: refusing everyone while Redis is down would punish users for
+            # our outage; the conversation itself reports the storage problem.
+            log.warning("limits unavailable; letting a message of chat %s through", chat_id)
+            return None
+
+    async def on_answered(self, turn: Turn, result: AnswerResult) -> None:
+        """The conversation's hook after each answer: charge what GLM reported."""
+        if result.usage is not None:
+            prompt, completion = result.usage.prompt_tokens, result.usage.completion_tokens
+        elif result.first_token_at is not None:
+            # GLM reports usage with its last chunk only: a stopped or cut answer was
+            # still generated (and billed), so it is charged an estimate; otherwise
+            # stopping just before the end would dodge the quota.
+            prompt = result.estimated_prompt_tokens
+            completion = message_tokens(result.answer)
+        else:
+            return  # GLM produced nothing (an error before any text): nothing to charge
+        await self.charge(turn.user_id, turn.key.chat_id, prompt, completion)
+
+    async def charge(
+        self,
+        user_id: int,
+        chat_id: int,
+        prompt_tokens: int,
+        completion_tokens: int,
+        *,
+        model: str | None = None,
+    ) -> None:
+        model = model or self._model
+        prompt_tokens, completion_tokens = max(0, prompt_tokens), max(0, completion_tokens)
+        charge = Charge(
+            user_id=user_id,
+            chat_id=chat_id,
+            model=model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_micros=self.cost_micros(model, prompt_tokens, completion_tokens),
+        )
+        try:
+            await self.store.charge(charge, self.clock())
+        except MeterUnavailable:
+            log.warning(
+                "usage of chat %s not recorded (%d tokens): storage unavailable",
+                chat_id,
+                charge.tokens,
+            )
+
+    def cost_micros(self, model: str, prompt_tokens: int, completion_tokens: int) -> int:
+        """Estimated cost in millionths of the price unit (0 for a model without a price)."""
+        price = self._prices.get(model)
+        if price is None:
+            if model not in self._unpriced_warned:
+                self._unpriced_warned.add(model)
+                log.warning("no [prices.%s] in the settings: its cost is counted as 0", model)
+            return 0
+        # per 1k tokens -> millionths: x / 1000 * 1e6
+        micros = price.input_per_1k * prompt_tokens + price.output_per_1k * completion_tokens
+        return round(micros * 1000)
+
+    async def user_report(self, user_id: int, chat_id: int | None = None) -> UsageReport:
+        """Raises MeterUnavailable."""
+        now = self.clock()
+        day, month = day_of(now), month_of(now)
+        wanted = [(Scope.user(user_id), day), (Scope.user(user_id), month)]
+        if chat_id is not None:
+            wanted += [(Scope.chat(chat_id), day), (Scope.chat(chat_id), month)]
+        found = await self.store.totals(wanted)
+        chat_today, chat_month = (found[2], found[3]) if chat_id is not None else (None, None)
+        return UsageReport(
+            found[0], found[1], chat_today, chat_month, self.limits, seconds_to_midnight(now)
+        )
+
+    async def bot_report(self, top: int = 10) -> BotReport:
+        """Raises MeterUnavailable."""
+        now = self.clock()
+        day, month = day_of(now), month_of(now)
+        models = await self.store.ranking("models", month, top)
+        chats = await self.store.ranking("chats", month, top)
+        wanted = [(Scope.total(), day), (Scope.total(), month)]
+        wanted += [(Scope.model(name), month) for name, _ in models]
+        wanted += [(Scope.chat(int(chat)), month) for chat, _ in chats]
+        found = await self.store.totals(wanted)
+        model_totals = found[2 : 2 + len(models)]
+        chat_totals = found[2 + len(models) :]
+        return BotReport(
+            today=found[0],
+            month=found[1],
+            models=[(name, t) for (name, _), t in zip(models, model_totals, strict=True)],
+            chats=[(int(chat), t) for (chat, _), t in zip(chats, chat_totals, strict=True)],
+        )
