@@ -1,0 +1,501 @@
+"""Results as JSON (bench/results/) and as Markdown tables in bench/README.md.
+
+The README keeps everything outside the marker comments; a re-run replaces what is
+between them. Scenarios not run this time keep their last figures from
+``results/latest.json`` (each section says when it was measured).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+START = "<!-- bench:results:start -->"
+END = "<!-- bench:results:end -->"
+BASELINE = (
+    "the most popular open-source bot completes only 115 of 200 simultaneous answers under "
+    "Telegram's limits, and shows first text after 6.6 s median at 200 chats"
+)
+
+
+def merge(previous: dict[str, Any] | None, current: dict[str, Any]) -> dict[str, Any]:
+    merged = {"meta": current["meta"], "scenarios": dict((previous or {}).get("scenarios", {}))}
+    merged["scenarios"].update(current["scenarios"])
+    return merged
+
+
+def write_json(results_dir: Path, run: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """This run's file, and the merged view of all runs (latest.json)."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = run["meta"]["started_at"].replace(":", "").replace(" ", "T")
+    path = results_dir / f"bench-{stamp}.json"
+    path.write_text(json.dumps(run, indent=2, default=_json_default))
+    latest_path = results_dir / "latest.json"
+    previous = None
+    if latest_path.exists():
+        try:
+            previous = json.loads(latest_path.read_text())
+        except ValueError:
+            previous = None
+    merged = merge(previous, run)
+    latest_path.write_text(json.dumps(merged, indent=2, default=_json_default))
+    return path, merged
+
+
+def _json_default(value: Any) -> Any:
+    return str(value)
+
+
+def update_readme(readme: Path, markdown: str) -> None:
+    text = readme.read_text() if readme.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    if START not in text or END not in text:
+        text = f"{text.rstrip()}\n\n{START}\n{END}\n"
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{markdown.strip()}\n{END}{tail}")
+
+
+# -- formatting ---------------------------------------------------------------------------
+
+
+def _n(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "∞"
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _pair(spread: dict[str, Any] | None, digits: int = 0) -> str:
+    if not spread:
+        return "–"
+    return f"{_n(spread.get('p50'), digits)} / {_n(spread.get('p99'), digits)}"
+
+
+def _ok(condition: bool | None) -> str:
+    if condition is None:
+        return "not measured"
+    return "**met**" if condition else "**not met**"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _lag(run: dict[str, Any]) -> str:
+    lag = run.get("loop_lag_ms") or {}
+    if "p99_le" in lag:
+        return f"≤ {_n(lag['p99_le'])}"
+    if "unavailable" in lag:
+        return "n/a¹"
+    values = [v for v in lag.values() if isinstance(v, int | float)]
+    return _n(max(values)) if values else "–"
+
+
+def _redis(run: dict[str, Any]) -> str:
+    redis = run.get("redis_per_answer") or {}
+    return f"{_n(redis.get('commands'))} / {_n(redis.get('round_trips'), 2)}"
+
+
+# -- sections -----------------------------------------------------------------------------
+
+
+def render(results: dict[str, Any]) -> str:
+    meta = results["meta"]
+    s = results["scenarios"]
+    parts = [
+        f"Last run: {meta['started_at']} ({meta['mode']} mode, `{meta['command']}`), "
+        f"commit `{meta['commit']}`, {meta['cpus']} CPUs, Python {meta['python']}, "
+        f"{meta['redis_version']}. Load average before the run: {meta['loadavg_before']}.",
+        _targets(s),
+        _concurrency(s.get("concurrency")),
+        _limits(s.get("limits")),
+        _overhead(s.get("overhead")),
+        _redis_section(s),
+        _history(s.get("history")),
+        _scaleout(s.get("scaleout")),
+    ]
+    return "\n\n".join(p for p in parts if p)
+
+
+def _measured(section: dict[str, Any]) -> str:
+    return f"*Measured {section.get('measured_at', '?')}, {section.get('mode', '?')} mode.*"
+
+
+def _targets(s: dict[str, Any]) -> str:
+    rows: list[list[str]] = []
+    over = s.get("overhead")
+    conc = (s.get("concurrency") or {}).get("runs") or []
+    lim = (s.get("limits") or {}).get("runs") or []
+    if over:
+        beyond = over.get("first_visible_beyond_glm_private_ms") or {}
+        p50 = beyond.get("p50")
+        rows.append(
+            [
+                "first visible text within 50 ms of the first GLM token (median, low concurrency)",
+                f"{_n(p50)} ms (private, drafts); groups "
+                f"{_n((over.get('first_visible_beyond_glm_group_ms') or {}).get('p50'))} ms",
+                _ok(None if p50 is None else p50 <= 50),
+            ]
+        )
+        group = over.get("group_calls") or {}
+        if group.get("answers"):
+            rows.append(
+                [
+                    "Bot API calls per answer ≤ 2 + ⌈stream s / edit interval⌉ + splits "
+                    "(groups, edits)",
+                    f"{group['within']}/{group['answers']} answers; mean {_n(group['calls_mean'])} "
+                    f"calls vs bound {_n(group['bound_mean'])}",
+                    _ok(group["within"] == group["answers"]),
+                ]
+            )
+        private = over.get("private_calls") or {}
+        edit_bound = over.get("private_calls_edit_interval") or {}
+        if private.get("answers"):
+            rows.append(
+                [
+                    "the same bound for private chats (drafts)",
+                    f"{edit_bound.get('within')}/{edit_bound.get('answers')} within the "
+                    f"edit-interval bound ({_n(edit_bound.get('bound_mean'))}); "
+                    f"{private['within']}/{private['answers']} within the draft-interval "
+                    f"bound ({_n(private['bound_mean'])}); mean {_n(private['calls_mean'])} calls",
+                    _ok(edit_bound.get("within") == edit_bound.get("answers")),
+                ]
+            )
+        for key, label in (
+            ("update_to_glm_request_ms", "update reaches the bot → GLM request sent"),
+            ("last_chunk_to_final_ms", "last GLM chunk → final Telegram message/edit"),
+        ):
+            spread = over.get(key) or {}
+            p50, p99 = spread.get("p50"), spread.get("p99")
+            met = None if p50 is None or p99 is None else p50 < 5 and p99 < 20
+            rows.append([f"{label}: p50 < 5 ms, p99 < 20 ms", f"{_pair(spread, 1)} ms", _ok(met)])
+    for run in lim:
+        done = run["completed"] == run["chats"]
+        rows.append(
+            [
+                f"Telegram-like limits ({run['private_method']}): zero user-visible failures, "
+                "every final text complete",
+                f"{run['completed']}/{run['chats']} complete, {run['rejected_429']} 429s issued",
+                _ok(done),
+            ]
+        )
+    big = max(conc, key=lambda r: r["chats"], default=None)
+    if big:
+        p99 = (big.get("first_visible_beyond_glm_ms") or {}).get("p99")
+        rows.append(
+            [
+                f"first text p99 < 1 s beyond GLM's first token at 1,000 chats "
+                f"(largest run: {big['chats']:,})",
+                f"{_n(p99, 0)} ms",
+                _ok(None if p99 is None or big["chats"] < 1000 else p99 < 1000),
+            ]
+        )
+        rss = big.get("peak_rss_mb")
+        rows.append(
+            [
+                f"peak RSS < 300 MB at 1,000 concurrent answers (largest run: {big['chats']:,})",
+                f"{_n(rss)} MB",
+                _ok(None if rss is None or big["chats"] < 1000 else rss < 300),
+            ]
+        )
+        rows.append(
+            [
+                "all answers complete at every concurrency level",
+                ", ".join(f"{r['completed']}/{r['chats']}" for r in conc),
+                _ok(all(r["completed"] == r["chats"] for r in conc)),
+            ]
+        )
+    steady: list[float] = []
+    setup: list[float] = []
+    for r in conc + ([over] if over else []):
+        redis = r.get("redis_per_answer") or {}
+        if redis.get("round_trips") is not None:
+            opened = redis.get("connection_setup_round_trips") or 0.0
+            steady.append(redis["round_trips"] - opened)
+            setup.append(opened)
+    if steady:
+        rows.append(
+            [
+                "≤ 4 Redis round trips per answer (excluding lease renewals)",
+                f"{_n(min(steady), 2)} – {_n(max(steady), 2)} per answer, plus up to "
+                f"{_n(max(setup), 2)} for opening pooled connections",
+                _ok(max(steady) <= 4),
+            ]
+        )
+    hist = (s.get("history") or {}).get("rows") or []
+    if hist:
+        glm4 = [r for r in hist if r["budget_tokens"] == max(x["budget_tokens"] for x in hist)]
+        big_rows = [r for r in glm4 if r["stored"] >= 1000]
+        if len(big_rows) >= 2:
+            low, high = big_rows[0], big_rows[-1]
+            grows = high["load_ms_p50"] > 2 * low["load_ms_p50"] + 0.5
+            rows.append(
+                [
+                    "context read + trim does not grow with the stored count when only the "
+                    "newest part fits",
+                    f"load p50 {_n(low['load_ms_p50'], 2)} ms at {low['stored']:,} vs "
+                    f"{_n(high['load_ms_p50'], 2)} ms at {high['stored']:,} stored",
+                    _ok(not grows),
+                ]
+            )
+    scale = s.get("scaleout") or {}
+    if scale:
+        rows.append(
+            [
+                "scale-out: throughput with 1 and 2 webhook replicas",
+                scale.get("reason", "") if scale.get("status") != "ok" else "see below",
+                _ok(None) if scale.get("status") != "ok" else "measured",
+            ]
+        )
+    if not rows:
+        return ""
+    return "### Targets\n\n" + _table(["target", "measured", ""], rows)
+
+
+def _concurrency(section: dict[str, Any] | None) -> str:
+    if not section:
+        return "### Concurrency\n\nNot run yet."
+    glm = section["glm"]
+    rows = []
+    for r in section["runs"]:
+        rows.append(
+            [
+                _n(r["chats"]),
+                f"{r['completed']}/{r['chats']}",
+                _pair(r["first_visible_from_push_ms"]),
+                _pair(r["first_visible_beyond_glm_ms"]),
+                _pair(r["glm_first_token_ms"]),
+                _n(r["api_calls_per_answer"]),
+                _n(r["bot_cpu_ms_per_answer"]),
+                _n(r["bot_cpu_cores"], 2),
+                _n(r["peak_rss_mb"], 0),
+                _lag(r),
+                _redis(r),
+                _n(r["all_done_seconds"]),
+                _n(r.get("other_processes_cpu_cores"), 2),
+            ]
+        )
+    header = [
+        "private chats at once",
+        "answers complete",
+        "first text from push p50 / p99 (ms)",
+        "first text beyond GLM first token p50 / p99 (ms)",
+        "fake GLM first token p50 / p99 (ms)",
+        "Bot API calls / answer",
+        "bot CPU ms / answer",
+        "bot CPU (cores)",
+        "peak RSS (MB)",
+        "loop lag p99 (ms)",
+        "Redis commands / round trips per answer",
+        "all done (s)",
+        "other load (cores)²",
+    ]
+    notes = [
+        "¹ The bot has no `/metrics` endpoint yet (issue 6), so event-loop lag could not be "
+        "read; see the method section.",
+        "² CPU used by processes outside the benchmark during the run (this machine is shared).",
+    ]
+    return (
+        f"### Concurrency: private chats, one question each at the same moment\n\n"
+        f"Fake GLM: {glm['first_token_ms']:g} ms to the first token, "
+        f"{glm['tokens_per_second']:g} tokens/s, {glm['tokens']} tokens. {_measured(section)}\n\n"
+        + _table(header, rows)
+        + "\n\n"
+        + "\n".join(notes)
+    )
+
+
+def _limits(section: dict[str, Any] | None) -> str:
+    if not section:
+        return "### Under Telegram-like limits\n\nNot run yet."
+    rows = []
+    for r in section["runs"]:
+        rows.append(
+            [
+                f"glmbot, private chats by {r['private_method']}",
+                f"{r['completed_private']}/{r['private_chats']}",
+                f"{r['completed_groups']}/{r['group_chats']}",
+                _n(r["rejected_429"]),
+                _n(r["all_done_seconds"]),
+                _pair(r["first_visible_from_push_ms"]),
+                _n(r["api_calls_per_answer"]),
+            ]
+        )
+    rows.append(["baseline (brief)", "115/200", "–", "–", "–", "6,600 (median)", "–"])
+    lim = section["limits"]
+    return (
+        "### Under Telegram-like limits\n\n"
+        f"Fake Bot API enforcing {lim['per_chat_interval']:g} s per chat (burst 3), "
+        f"{lim['group_per_minute']} messages/min per group, {lim['global_per_second']}/s "
+        f"bot-wide, answering 429 with retry_after beyond. {_measured(section)}\n\n"
+        + _table(
+            [
+                "bot",
+                "private answers complete",
+                "group answers complete",
+                "429s issued by the fake",
+                "all answers done (s)",
+                "first text p50 / p99 (ms)",
+                "Bot API calls / answer",
+            ],
+            rows,
+        )
+        + f"\n\nBaseline from the brief: {BASELINE}."
+    )
+
+
+def _overhead(section: dict[str, Any] | None) -> str:
+    if not section:
+        return "### Overhead at low concurrency\n\nNot run yet."
+    rows = []
+    for key, label in (
+        ("update_to_glm_request_ms", "update handed to the bot (getUpdates) → GLM request arrives"),
+        ("last_chunk_to_final_ms", "last GLM chunk written → final message/edit arrives"),
+        ("first_visible_beyond_glm_private_ms", "first GLM token → first draft (private)"),
+        ("first_visible_beyond_glm_group_ms", "first GLM token → first message (group)"),
+        ("push_to_delivery_ms", "update pushed → handed to the bot (long poll)"),
+    ):
+        spread = section.get(key) or {}
+        rows.append(
+            [
+                label,
+                _n(spread.get("p50"), 1),
+                _n(spread.get("p99"), 1),
+                _n(spread.get("max"), 1),
+                _n(spread.get("n")),
+            ]
+        )
+    calls = []
+    for key, label in (
+        ("group_calls", "groups (edits), edit interval"),
+        ("private_calls_edit_interval", "private (drafts), edit interval"),
+        ("private_calls", "private (drafts), draft interval"),
+    ):
+        b = section.get(key) or {}
+        if b.get("answers"):
+            calls.append(
+                [
+                    label,
+                    f"{_n(b['interval'], 1)} s",
+                    f"{b['within']}/{b['answers']}",
+                    _n(b["calls_mean"]),
+                    _n(b["bound_mean"]),
+                    _n(b["worst_excess"]),
+                ]
+            )
+    return (
+        f"### Overhead at low concurrency\n\n{section['chats']} chats (privates and groups "
+        f"alternating), one question every {section['stagger_seconds']:g} s. "
+        f"{_measured(section)}\n\n"
+        + _table(["path", "p50 (ms)", "p99 (ms)", "max (ms)", "answers"], rows)
+        + "\n\n#### Bot API calls per answer vs 2 + ⌈stream seconds / interval⌉ + splits\n\n"
+        + _table(
+            ["answers", "interval", "within bound", "mean calls", "mean bound", "worst excess"],
+            calls,
+        )
+    )
+
+
+def _redis_section(s: dict[str, Any]) -> str:
+    runs = []
+    for name in ("concurrency", "overhead", "limits"):
+        section = s.get(name)
+        if not section:
+            continue
+        for r in section.get("runs", [section]):
+            label = f"{name}: {r['chats']} chats"
+            if r.get("private_method"):
+                label += f" ({r['private_method']})"
+            runs.append((label, r))
+    if not runs:
+        return ""
+    rows = []
+    for label, r in runs:
+        redis = r.get("redis_per_answer") or {}
+        client = ", ".join(
+            f"{k} {v:g}" for k, v in sorted((redis.get("client_commands") or {}).items())
+        )
+        script = ", ".join(
+            f"{k} {v:g}" for k, v in sorted((redis.get("script_commands") or {}).items())
+        )
+        rows.append(
+            [
+                label,
+                _n(redis.get("commands")),
+                _n(redis.get("round_trips"), 2),
+                _n(redis.get("connection_setup_round_trips"), 2),
+                client,
+                script,
+            ]
+        )
+    return "### Redis cost per answer\n\n" + _table(
+        [
+            "run",
+            "commands (commandstats)",
+            "round trips",
+            "of which opening connections",
+            "sent by the bot (per answer)",
+            "run inside Lua (per answer)",
+        ],
+        rows,
+    )
+
+
+def _history(section: dict[str, Any] | None) -> str:
+    if not section:
+        return "### History size\n\nNot run yet."
+    rows = [
+        [
+            _n(r["stored"]),
+            _n(r["budget_tokens"]),
+            _n(r["messages_read"]),
+            _n(r["messages_kept"]),
+            f"{_n(r['load_ms_p50'], 2)} / {_n(r['load_ms_p99'], 2)}",
+            f"{_n(r['trim_ms_p50'], 2)} / {_n(r['trim_ms_p99'], 2)}",
+        ]
+        for r in section["rows"]
+    ]
+    return (
+        "### History size: reading and trimming one conversation's context\n\n"
+        f"Messages of about 200 tokens each. {_measured(section)}\n\n"
+        + _table(
+            [
+                "stored messages",
+                "budget (tokens)",
+                "messages read",
+                "messages sent",
+                "load_context p50 / p99 (ms)",
+                "build_prompt p50 / p99 (ms)",
+            ],
+            rows,
+        )
+    )
+
+
+def _scaleout(section: dict[str, Any] | None) -> str:
+    if not section:
+        return "### Scale-out\n\nNot run yet."
+    if section.get("status") != "ok":
+        return "### Scale-out: webhook replicas\n\n" + _table(
+            ["replicas", "answers / s", "status"],
+            [
+                ["1", "–", f"TODO: {section.get('reason', '')}"],
+                ["2", "–", f"TODO: {section.get('reason', '')}"],
+            ],
+        )
+    rows = [
+        [str(r["replicas"]), _n(r["answers_per_second"]), f"{r['completed']}/{r['chats']}"]
+        for r in section["runs"]
+    ]
+    return "### Scale-out: webhook replicas\n\n" + _table(
+        ["replicas", "answers / s", "answers complete"], rows
+    )

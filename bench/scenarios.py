@@ -1,0 +1,197 @@
+"""The benchmark scenarios of issues 4 and 6, at full, quick and smoke sizes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench import history_cost
+from bench.analysis import Answer, bound_check, spread_ms
+from bench.load import run_load
+from bench.procs import Services
+from bench.scaleout import scaleout
+from bench.stack import (
+    TELEGRAM_LIKE,
+    Chat,
+    GLMProfile,
+    StackConfig,
+    group_chats,
+    private_chats,
+)
+
+# Warm-up chats get ids far from the measured ones.
+WARMUP_IDS = 100_000
+SCENARIOS = ("concurrency", "limits", "overhead", "history", "scaleout")
+STANDARD_GLM = GLMProfile(first_token_ms=300, tokens_per_second=40, tokens=200)
+# Smoke: correctness only, so a short fast answer.
+SMOKE_GLM = GLMProfile(first_token_ms=50, tokens_per_second=200, tokens=40)
+
+
+@dataclass
+class Plan:
+    mode: str
+    glm: GLMProfile
+    concurrency: list[int]
+    limits_private: int
+    limits_groups: int
+    limits_methods: list[str]
+    overhead_private: int
+    overhead_groups: int
+    overhead_stagger: float
+    history_sizes: list[int]
+    history_iterations: int
+    scaleout_chats: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def make_plan(mode: str, chats: list[int] | None) -> Plan:
+    if mode == "smoke":
+        plan = Plan(
+            mode, SMOKE_GLM, concurrency=[20], limits_private=20, limits_groups=5,
+            limits_methods=["draft"], overhead_private=5, overhead_groups=2,
+            overhead_stagger=0.1, history_sizes=[10, 1000], history_iterations=5,
+            scaleout_chats=20,
+        )  # fmt: skip
+    elif mode == "quick":
+        plan = Plan(
+            mode, STANDARD_GLM, concurrency=[50, 200], limits_private=200, limits_groups=50,
+            limits_methods=["draft"], overhead_private=10, overhead_groups=5,
+            overhead_stagger=0.3, history_sizes=[10, 1000, 100_000], history_iterations=20,
+            scaleout_chats=100,
+        )  # fmt: skip
+    else:
+        plan = Plan(
+            mode, STANDARD_GLM, concurrency=[50, 200, 500, 1000], limits_private=200,
+            limits_groups=50, limits_methods=["draft", "edit"], overhead_private=20,
+            overhead_groups=10, overhead_stagger=0.5, history_sizes=[10, 1000, 100_000],
+            history_iterations=50, scaleout_chats=200,
+        )  # fmt: skip
+    if chats:
+        plan.concurrency = chats
+    return plan
+
+
+def _timeout(plan: Plan, chats: int) -> float:
+    stream = plan.glm.first_token_ms / 1000 + plan.glm.tokens / plan.glm.tokens_per_second
+    return 60 + 3 * stream + 0.1 * chats
+
+
+Redis = tuple[str, str, int]
+Runner = Callable[[Plan, Services, Redis], Awaitable[dict[str, Any]]]
+
+
+async def concurrency(plan: Plan, services: Services, redis: Redis) -> dict[str, Any]:
+    runs = []
+    for n in plan.concurrency:
+        print(f"  concurrency: {n} private chats at once", flush=True)
+        figures, _ = await run_load(
+            services,
+            redis,
+            private_chats(n),
+            StackConfig(glm=plan.glm),
+            timeout=_timeout(plan, n),
+            warmup=private_chats(n, start=WARMUP_IDS),
+        )
+        runs.append(figures)
+    return {"glm": plan.glm.__dict__, "runs": runs}
+
+
+async def limits(plan: Plan, services: Services, redis: Redis) -> dict[str, Any]:
+    runs = []
+    chats = private_chats(plan.limits_private) + group_chats(plan.limits_groups)
+    for method in plan.limits_methods:
+        print(
+            f"  limits: {plan.limits_private} private ({method}) + {plan.limits_groups} groups",
+            flush=True,
+        )
+        config = StackConfig(
+            glm=plan.glm,
+            limits=TELEGRAM_LIKE,
+            bot_env={"TELEGRAM__PRIVATE_STREAM_METHOD": method},
+        )
+        warmup = private_chats(plan.limits_private, start=WARMUP_IDS)
+        warmup += group_chats(plan.limits_groups, start=WARMUP_IDS)
+        figures, _ = await run_load(
+            services,
+            redis,
+            chats,
+            config,
+            timeout=_timeout(plan, len(chats)) + 120,
+            warmup=warmup,
+        )
+        figures["private_method"] = method
+        runs.append(figures)
+    return {"glm": plan.glm.__dict__, "limits": TELEGRAM_LIKE.__dict__, "runs": runs}
+
+
+async def overhead(plan: Plan, services: Services, redis: Redis) -> dict[str, Any]:
+    n = plan.overhead_private + plan.overhead_groups
+    print(f"  overhead: {n} chats, one every {plan.overhead_stagger:g}s", flush=True)
+    chats = _interleaved(plan.overhead_private, plan.overhead_groups)
+    figures, records = await run_load(
+        services,
+        redis,
+        chats,
+        StackConfig(glm=plan.glm),
+        timeout=_timeout(plan, n) + n * plan.overhead_stagger,
+        stagger=plan.overhead_stagger,
+        warmup=private_chats(3, start=WARMUP_IDS) + group_chats(2, start=WARMUP_IDS),
+    )
+    figures["stagger_seconds"] = plan.overhead_stagger
+    figures["first_visible_beyond_glm_private_ms"] = _beyond(records, group=False)
+    figures["first_visible_beyond_glm_group_ms"] = _beyond(records, group=True)
+    figures["private_calls_edit_interval"] = bound_check([a for a in records if not a.group], 1.0)
+    return figures
+
+
+def _interleaved(n_private: int, n_groups: int) -> list[Chat]:
+    """Privates and groups alternating, so both see the same (low) load."""
+    privates, groups = private_chats(n_private), group_chats(n_groups)
+    out: list[Chat] = []
+    for i in range(max(n_private, n_groups)):
+        out += privates[i : i + 1] + groups[i : i + 1]
+    return out
+
+
+def _beyond(records: list[Answer], *, group: bool) -> dict[str, float | None]:
+    return spread_ms(
+        [a.span("glm_first_token_at", "first_visible_at") for a in records if a.group == group]
+    )
+
+
+async def history(plan: Plan, services: Services, redis: Redis) -> dict[str, Any]:
+    print(f"  history: {', '.join(map(str, plan.history_sizes))} stored messages", flush=True)
+    rows = await history_cost.measure(
+        redis[0], plan.history_sizes, iterations=plan.history_iterations
+    )
+    return {"rows": rows}
+
+
+async def run_scaleout(plan: Plan, services: Services, redis: Redis) -> dict[str, Any]:
+    print("  scale-out", flush=True)
+    return await scaleout(plan.scaleout_chats, services, redis)
+
+
+RUNNERS: dict[str, Runner] = {
+    "concurrency": concurrency,
+    "limits": limits,
+    "overhead": overhead,
+    "history": history,
+    "scaleout": run_scaleout,
+}
+
+
+async def run_scenarios(
+    plan: Plan, names: list[str], services: Services, redis: Redis
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for name in names:
+        started = time.time()
+        result = await RUNNERS[name](plan, services, redis)
+        result["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started))
+        result["mode"] = plan.mode
+        result["seconds"] = round(time.time() - started, 1)
+        results[name] = result
+    return results

@@ -1,0 +1,272 @@
+"""One benchmark run's processes: the fake Bot API, the fake GLM and the real bot.
+
+The bot is `python -m bot` configured through the environment only, exactly as deployed;
+the fakes are the project's own servers run standalone. All on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from bench.procs import LOOPBACK, Service, Services, cpu_seconds, peak_rss_mb, python_argv
+
+BOT_TOKEN = "42:BENCH-TOKEN"
+BOT_USERNAME = "glm_test_bot"
+API_KEY = "bench-key-id.bench-key-secret"
+# Distinct ranges, so a chat id says what kind of chat it is.
+PRIVATE_BASE = 1_000_000
+GROUP_BASE = -1_000_000_000_000
+SPEAKER_BASE = 5_000_000
+
+
+@dataclass(frozen=True)
+class GLMProfile:
+    """How the fake GLM answers every request."""
+
+    first_token_ms: float = 300.0
+    tokens_per_second: float = 40.0
+    tokens: int = 200
+
+    def argv(self) -> list[str]:
+        return [
+            "--first-token-ms",
+            f"{self.first_token_ms:g}",
+            "--tokens-per-second",
+            f"{self.tokens_per_second:g}",
+            "--tokens",
+            str(self.tokens),
+        ]
+
+    @property
+    def answer(self) -> str:
+        """What every answer must read once complete, whitespace-normalised."""
+        return " ".join(f"tok{i}" for i in range(self.tokens))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Telegram-like flood limits of the fake Bot API (None: off)."""
+
+    per_chat_interval: float | None = None
+    group_per_minute: int | None = None
+    global_per_second: int | None = None
+
+    def argv(self) -> list[str]:
+        out: list[str] = []
+        if self.per_chat_interval is not None:
+            out += ["--per-chat-interval", f"{self.per_chat_interval:g}"]
+        if self.group_per_minute is not None:
+            out += ["--group-per-minute", str(self.group_per_minute)]
+        if self.global_per_second is not None:
+            out += ["--global-per-second", str(self.global_per_second)]
+        return out
+
+
+TELEGRAM_LIKE = Limits(per_chat_interval=1, group_per_minute=20, global_per_second=30)
+
+
+@dataclass(frozen=True)
+class Chat:
+    """One chat of a run, asking one question."""
+
+    chat_id: int
+
+    @property
+    def group(self) -> bool:
+        return self.chat_id < 0
+
+    @property
+    def question(self) -> str:
+        # the fake GLM names each request by its last user message: this ends it
+        return f"bench question {self.chat_id}"
+
+
+def private_chats(n: int, start: int = 0) -> list[Chat]:
+    return [Chat(PRIVATE_BASE + start + i) for i in range(1, n + 1)]
+
+
+def group_chats(n: int, start: int = 0) -> list[Chat]:
+    return [Chat(GROUP_BASE - start - i) for i in range(1, n + 1)]
+
+
+@dataclass
+class StackConfig:
+    glm: GLMProfile = field(default_factory=GLMProfile)
+    limits: Limits = field(default_factory=Limits)
+    # SECTION__KEY overrides of the bot's settings
+    bot_env: dict[str, str] = field(default_factory=dict)
+
+
+class Stack:
+    """Fakes and bot of one run; `async with Stack(...)` starts them, leaving stops them."""
+
+    def __init__(self, services: Services, redis_url: str, config: StackConfig) -> None:
+        self.services = services
+        self.redis_url = redis_url
+        self.config = config
+        self.key_prefix = f"bench-{uuid.uuid4().hex[:8]}"
+        self.tg: Service | None = None
+        self.glm: Service | None = None
+        self.bot: Service | None = None
+        self._http: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Stack:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def tg_url(self) -> str:
+        assert self.tg is not None
+        return f"http://{LOOPBACK}:{self.tg.port}"
+
+    @property
+    def glm_url(self) -> str:
+        assert self.glm is not None
+        return f"http://{LOOPBACK}:{self.glm.port}"
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        assert self._http is not None
+        return self._http
+
+    async def start(self) -> None:
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        tg_args = ["--port", "0", "--token", BOT_TOKEN, "--bot-username", BOT_USERNAME]
+        self.tg = await self.services.spawn(
+            "fake-telegram",
+            python_argv("tests.fakes.telegram", *tg_args, *self.config.limits.argv()),
+            announce=True,
+        )
+        self.glm = await self.services.spawn(
+            "fake-glm",
+            python_argv("tests.fakes.glm", "--port", "0", *self.config.glm.argv()),
+            announce=True,
+        )
+        env = {
+            "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+            "ZHIPU_API_KEY": API_KEY,
+            "TELEGRAM_API_BASE": self.tg_url,
+            "ZHIPU_BASE_URL": f"{self.glm_url}/api/paas/v4",
+            "REDIS_URL": self.redis_url,
+            "REDIS__KEY_PREFIX": self.key_prefix,
+            "LOG_LEVEL": "WARNING",
+            "LOG_FORMAT": "text",
+            # /metrics only where the bench looks for it, on loopback
+            "METRICS__HOST": LOOPBACK,
+            "METRICS__PORT": "0",
+            **self.config.bot_env,
+        }
+        self.bot = await self.services.spawn("bot", python_argv("bot", "polling"), env=env)
+        await self._wait_polling()
+
+    async def _wait_polling(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.bot is not None
+            if not self.bot.running():
+                raise RuntimeError(f"the bot exited at start:\n{self.bot.log_tail()}")
+            stats = await self.get_tg("/_fake/stats")
+            if stats["methods"].get("getUpdates"):
+                return
+            await asyncio.sleep(0.1)  # polling the fake's counters, bounded by the deadline
+        raise RuntimeError(f"the bot did not start polling within {timeout:g}s")
+
+    async def stop(self) -> None:
+        try:
+            for service in (self.bot, self.glm, self.tg):
+                if service is not None:
+                    await service.stop()
+        finally:
+            if self._http is not None:
+                await self._http.close()
+                self._http = None
+
+    # -- driving and observing -------------------------------------------------------------
+
+    async def get_tg(self, path: str) -> Any:
+        async with self.http.get(self.tg_url + path) as resp:
+            resp.raise_for_status()
+            return await resp.json()
+
+    async def get_glm(self, path: str) -> Any:
+        async with self.http.get(self.glm_url + path) as resp:
+            resp.raise_for_status()
+            return await resp.json()
+
+    async def post_tg(self, path: str, body: Any) -> Any:
+        async with self.http.post(self.tg_url + path, json=body) as resp:
+            resp.raise_for_status()
+            return await resp.json()
+
+    async def post_glm(self, path: str) -> Any:
+        async with self.http.post(self.glm_url + path) as resp:
+            resp.raise_for_status()
+            return await resp.json()
+
+    async def push(self, chats: list[Chat]) -> None:
+        """One question from each chat, privates and groups in one request each."""
+        private = [{"user_id": c.chat_id, "text": c.question} for c in chats if not c.group]
+        mention = "@" + BOT_USERNAME
+        group = [
+            {
+                "chat_id": c.chat_id,
+                "user_id": SPEAKER_BASE - c.chat_id % 1_000_000,
+                "text": f"{mention} {c.question}",
+                "entities": [{"type": "mention", "offset": 0, "length": len(mention)}],
+            }
+            for c in chats
+            if c.group
+        ]
+        for endpoint, batch in (("private_text", private), ("group_text", group)):
+            if batch:
+                async with self.http.post(f"{self.tg_url}/_fake/{endpoint}", json=batch) as resp:
+                    resp.raise_for_status()
+
+    async def wait_answers(self, chats: list[Chat], timeout: float, quiet: float = 10.0) -> bool:
+        """Until every chat shows a complete final answer (True), or the bot is done
+        without that (nothing happened for ``quiet`` s after GLM finished) or time ran out."""
+        want = len(self.config.glm.answer)
+        ids = {str(c.chat_id) for c in chats}
+        deadline = time.monotonic() + timeout
+        last_calls, quiet_since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            assert self.bot is not None
+            if not self.bot.running():
+                return False
+            timeline = await self.get_tg("/_fake/timeline?texts=0")
+            entries = [timeline["chats"].get(i) for i in ids]
+            if all(e and e["text_len"] >= want and not e["markup"] for e in entries):
+                return True
+            calls = sum(e["calls"] for e in entries if e)
+            if calls != last_calls:
+                last_calls, quiet_since = calls, time.monotonic()
+            elif time.monotonic() - quiet_since > quiet:
+                glm = await self.get_glm("/_fake/stats")
+                if glm["in_flight"] == 0 and glm["requests"] >= len(chats):
+                    return False
+            await asyncio.sleep(0.2)  # polling the fake's state, bounded by the deadline
+        return False
+
+    def bot_cpu(self) -> float:
+        assert self.bot is not None
+        return cpu_seconds(self.bot.pid)
+
+    def fakes_cpu(self) -> dict[str, float]:
+        return {s.name: cpu_seconds(s.pid) for s in (self.tg, self.glm) if s is not None}
+
+    def bot_peak_rss_mb(self) -> float | None:
+        assert self.bot is not None
+        return peak_rss_mb(self.bot.pid)
