@@ -14,15 +14,19 @@ from redis.asyncio import Redis
 from bot.access import AccessPolicy
 from bot.admins import AdminChecker
 from bot.config import Settings
-from bot.conversation import AnsweredHook, ConversationService
+from bot.conversation import AnsweredHook, ConversationService, OwnerAlert
+from bot.dedup import UpdateDedup
 from bot.history import HistoryStore, create_history_store
 from bot.keys import Keys
 from bot.llm import GLMClient, GLMOptions
+from bot.pending import TurnJournal
 from bot.personas import PersonaService
 from bot.quotas import Limits, QuotaService, create_meter_store
 from bot.ratelimit import TelegramRateLimiter
+from bot.resilience import create_breaker, create_dedup, create_journal, create_owner_alert
 from bot.streaming import StreamDelivery
 from handlers import get_routers
+from handlers.dedup import DedupMiddleware
 from handlers.menu import register_commands
 
 log = logging.getLogger(__name__)
@@ -131,11 +135,13 @@ def create_conversation(
     store: HistoryStore,
     llm: GLMClient,
     *,
+    on_owner_alert: OwnerAlert | None = None,
+    journal: TurnJournal | None = None,
     on_answered: AnsweredHook | None = None,
 ) -> ConversationService:
     return ConversationService(
         store=store,
-        model=llm,
+        model=create_breaker(settings, llm),
         options=GLMOptions(
             model=settings.llm.model,
             max_tokens=settings.llm.max_tokens,
@@ -143,6 +149,8 @@ def create_conversation(
         ),
         context_tokens=settings.llm.context_tokens,
         default_persona=settings.persona.default,
+        on_owner_alert=on_owner_alert,
+        journal=journal,
         on_answered=on_answered,
     )
 
@@ -198,9 +206,16 @@ def create_personas(settings: Settings, store: HistoryStore) -> PersonaService:
     )
 
 
-def create_dispatcher(services: Services) -> Dispatcher:
+def create_dispatcher(
+    services: Services,
+    *,
+    dedup: UpdateDedup | None = None,
+    journal: TurnJournal | None = None,
+) -> Dispatcher:
     dispatcher = Dispatcher(**services)
     dispatcher.include_routers(*get_routers())
+    if dedup is not None:
+        dispatcher.update.outer_middleware(DedupMiddleware(dedup))
 
     async def drain_answers() -> None:
         running = services["conversation"].in_flight
@@ -216,6 +231,10 @@ def create_dispatcher(services: Services) -> Dispatcher:
 
     dispatcher.startup.register(register_commands)
     dispatcher.shutdown.register(drain_answers)
+    if journal is not None:
+        # after the drain, so that answers finished by then are not reported as lost
+        dispatcher.startup.register(journal.start)
+        dispatcher.shutdown.register(journal.stop)
     return dispatcher
 
 
@@ -224,7 +243,15 @@ def create_app(settings: Settings) -> App:
     store, redis = create_store(settings, bot.id)
     llm = create_llm(settings)
     quotas = create_quotas(settings, redis, bot.id)
-    conversation = create_conversation(settings, store, llm, on_answered=quotas.on_answered)
+    journal = create_journal(settings, bot, redis)
+    conversation = create_conversation(
+        settings,
+        store,
+        llm,
+        on_owner_alert=create_owner_alert(settings, bot, redis),
+        journal=journal,
+        on_answered=quotas.on_answered,
+    )
     delivery = create_delivery(settings, bot)
     dispatcher = create_dispatcher(
         Services(
@@ -236,7 +263,9 @@ def create_app(settings: Settings) -> App:
             admins=create_admins(settings, bot, redis),
             access=create_access(settings, redis, bot.id),
             quotas=quotas,
-        )
+        ),
+        dedup=create_dedup(settings, redis, bot.id),
+        journal=journal,
     )
     return App(settings, bot, dispatcher, store, redis, llm, conversation, delivery)
 

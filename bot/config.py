@@ -26,6 +26,7 @@ from bot.config_ops import (
     WebhookSecret,
     WebhookSettings,
 )
+from bot.config_reliability import ReliabilitySettings
 
 ZHIPU_OFFICIAL_BASE_URL = "https://open.bigmodel.cn/api/paas/v4"
 
@@ -65,6 +66,12 @@ class LLMSettings(BaseModel):
     # Retries of rate limits, 5xx and timeouts, only before any text was shown.
     retry_attempts: int = Field(default=3, ge=1)
     retry_max_seconds: float = Field(default=20.0, gt=0)
+    # Circuit breaker: after this many consecutive upstream failures (5xx, timeouts,
+    # rate limits after retries) within breaker_window seconds, answer "temporarily
+    # unavailable" at once for breaker_cooldown seconds, then try one request. 0: off.
+    breaker_failures: int = Field(default=5, ge=0)
+    breaker_window: float = Field(default=60.0, gt=0)
+    breaker_cooldown: float = Field(default=30.0, gt=0)
 
 
 class RedisSettings(BaseModel):
@@ -175,6 +182,7 @@ class Settings(BaseSettings):
     leases: LeaseSettings = LeaseSettings()
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()
+    reliability: ReliabilitySettings = ReliabilitySettings()
 
     @classmethod
     def settings_customise_sources(

@@ -20,6 +20,7 @@ from bot.history import HistoryStore, HistoryUnavailable, StoredMessage
 from bot.keys import ConversationKey
 from bot.llm import ErrorKind, GLMError, GLMOptions, StreamEnd, StreamEvent, TextDelta, Usage
 from bot.locks import ConversationLocks
+from bot.pending import TurnJournal
 from bot.texts import text
 from bot.tokens import TokenCalibration, message_tokens
 
@@ -110,6 +111,7 @@ _ERROR_TEXT: dict[ErrorKind, str] = {
     ErrorKind.NO_BALANCE: "service_unavailable",
     ErrorKind.AUTH: "service_unavailable",
     ErrorKind.BAD_REQUEST: "bad_request",
+    ErrorKind.UNAVAILABLE: "temporarily_unavailable",
 }
 
 # Filled in for an answer the user stopped before any text arrived, so that the stored
@@ -133,6 +135,7 @@ class ConversationService:
         locks: ConversationLocks | None = None,
         calibration: TokenCalibration | None = None,
         on_owner_alert: OwnerAlert | None = None,
+        journal: TurnJournal | None = None,
         on_answered: AnsweredHook | None = None,
     ) -> None:
         self.store = store
@@ -143,6 +146,8 @@ class ConversationService:
         self._locks = locks or ConversationLocks()
         self._calibration = calibration or TokenCalibration()
         self._on_owner_alert = on_owner_alert
+        # records turns in progress, so a crash is reported to their users at restart
+        self._journal = journal
         self._on_answered = on_answered
         self._running: dict[ConversationKey, _Running] = {}
         # /stop also clears queued turns: a turn only runs if no /stop came since it queued
@@ -199,14 +204,22 @@ class ConversationService:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
+        ticket: str | None = None
         try:
+            if self._journal is not None:
+                ticket = await self._journal.begin(turn)
             result = await self._answer_in_turn(turn, writer)
             await self._answered(turn, result)
             return result
+        except asyncio.CancelledError:
+            ticket = None  # cut off by shutdown, unanswered: left for the restart to report
+            raise
         finally:
             if task is not None:
                 self._tasks.discard(task)
             await writer.aclose()
+            if self._journal is not None:
+                await self._journal.end(ticket)
 
     async def _answered(self, turn: Turn, result: AnswerResult) -> None:
         if self._on_answered is None:

@@ -32,6 +32,8 @@ class ErrorKind(enum.Enum):
     AUTH = "auth"
     BAD_REQUEST = "bad_request"
     UNKNOWN = "unknown"
+    # Not from GLM: the circuit breaker (bot/breaker.py) refuses while GLM keeps failing.
+    UNAVAILABLE = "unavailable"
 
 
 RETRYABLE_KINDS = frozenset(

@@ -61,6 +61,19 @@ _EN: Final[dict[str, str]] = {
     "listen_on": "I keep this group's messages as context, and answer only when addressed.",
     "listen_off": "I only read messages addressed to me in this group.",
     "listen_usage": "Usage: /listen on, /listen off, or /listen to see the current setting.",
+    "temporarily_unavailable": "⚠️ GLM is temporarily unavailable. Please try again in a minute.",
+    "answer_lost_on_restart": (
+        "⚠️ I was restarted while answering your message “{preview}”, so the answer was lost. "
+        "Please send it again."
+    ),
+    "owner_alert_no_balance": (
+        "⚠️ GLM refuses requests: the Zhipu account has no balance left. Users are told the "
+        "assistant is unavailable until it is topped up.\nDetails: {detail}"
+    ),
+    "owner_alert_auth": (
+        "⚠️ GLM rejects the API key (ZHIPU_API_KEY). Users are told the assistant is "
+        "unavailable until the key is fixed.\nDetails: {detail}"
+    ),
     "access_denied": (
         "Sorry, I'm a private bot and can't answer you here. If you should have access, ask "
         "my owner to add your user id {user_id} (or this chat, {chat_id})."
@@ -147,6 +160,15 @@ _ZH: Final[dict[str, str]] = {
     "listen_on": "我会把本群消息记作上下文，但只在被@或回复时回答。",
     "listen_off": "在本群我只阅读@我或回复我的消息。",
     "listen_usage": "用法：/listen on、/listen off，或 /listen 查看当前设置。",
+    "temporarily_unavailable": "⚠️ GLM 暂时不可用，请稍后再试。",
+    "answer_lost_on_restart": "⚠️ 回答你的消息“{preview}”时我重启了，回答没有完成。请重新发送。",
+    "owner_alert_no_balance": (
+        "⚠️ GLM 拒绝请求：智谱账户余额不足。充值前，用户会收到助手暂时不可用的提示。\n详情：{detail}"
+    ),
+    "owner_alert_auth": (
+        "⚠️ GLM 拒绝了 API 密钥（ZHIPU_API_KEY）。"
+        "修复前，用户会收到助手暂时不可用的提示。\n详情：{detail}"
+    ),
     "access_denied": (
         "抱歉，这是一个私有机器人，我不能在这里回答你。如需使用，请联系机器人主人"
         "添加你的用户 ID {user_id}（或本聊天 {chat_id}）。"

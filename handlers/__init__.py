@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiogram import F, Router
 
-from handlers import chat, commands, group, listen, members, persona, unsupported, usage
+from handlers import chat, commands, errors, group, listen, members, persona, unsupported, usage
 from handlers.context import from_person
 from handlers.guards import GuardMiddleware
 
@@ -36,4 +36,5 @@ def get_routers() -> list[Router]:
         private,
         groups,
     )
-    return [people, members.create_router()]
+    # errors: unhandled exceptions of any router end there (logged, never fatal)
+    return [people, members.create_router(), errors.create_router()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections import deque
 from typing import Any
 
@@ -23,7 +24,9 @@ class UpdateQueue:
 
     def __init__(self) -> None:
         self._items: deque[dict[str, Any]] = deque()
-        self._next_id = 1
+        # Like Telegram's: an arbitrary large start, so a second fake server in one test
+        # (a "restart") does not reuse the ids the bot has already seen and deduplicates.
+        self._next_id = random.randrange(1, 2**31)
         self._event: asyncio.Event | None = None
         self.allowed: frozenset[str] | None = None
         self.closed = False

@@ -1,0 +1,32 @@
+"""Drops an update seen before (a Telegram redelivery, or one another replica took)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject, Update
+
+from bot.dedup import UpdateDedup
+
+log = logging.getLogger(__name__)
+
+
+class DedupMiddleware(BaseMiddleware):
+    """An outer middleware of the dispatcher's ``update`` observer."""
+
+    def __init__(self, dedup: UpdateDedup) -> None:
+        self._dedup = dedup
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        if isinstance(event, Update) and not await self._dedup.first_time(event.update_id):
+            log.info("update %d dropped: already processed", event.update_id)
+            return None
+        return await handler(event, data)
