@@ -9,6 +9,10 @@ Why not aiolimiter: it rate-limits one key, while a send needs three budgets at 
 plus precedence for final messages and pausing one chat after a 429. Waiters here are
 granted in order (finals first, then arrival) by whoever frees capacity, with one timer
 for the earliest moment something can change; no background task to own.
+
+Windows count a request from when it completed when the caller uses ``slot()``: Telegram
+counts arrivals, and a burst granted at once can arrive spread out behind a busy event
+loop or network, so counting from grant time lets the next second's sends overlap it.
 """
 
 from __future__ import annotations
@@ -17,10 +21,16 @@ import asyncio
 import math
 import time
 from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 # Seconds in Telegram's group window.
 _GROUP_WINDOW = 60.0
+# 429s in this many different chats within _FLOOD_WINDOW seconds mean the bot as a whole
+# is over the limit (Telegram does not say which limit a 429 is about): pause everything.
+_FLOOD_CHATS = 3
+_FLOOD_WINDOW = 1.0
 # Share of a group's minute budget intermediate edits may not take, so that a stream
 # of edits never delays the first or final messages of that group by a minute.
 _GROUP_RESERVE = 0.25
@@ -34,12 +44,14 @@ class _Chat:
     paused_until: float = 0.0  # after a 429
     window: deque[float] = field(default_factory=deque)  # group sends in the last minute
     waiting: int = 0
+    in_flight: int = 0  # granted by slot(), not completed yet
 
 
 @dataclass(slots=True)
 class _Waiter:
     chat_id: int
     final: bool
+    tracked: bool  # counted from completion (slot()), not from the grant
     future: asyncio.Future[None]
 
 
@@ -55,11 +67,13 @@ class TelegramRateLimiter:
     ) -> None:
         if global_rate <= 0 or per_chat_interval < 0 or group_per_minute < 1:
             raise ValueError("rates must be positive")
-        self._rate = global_rate
-        # one second's worth of burst, as Telegram tolerates short bursts bot-wide
-        self._capacity = max(1.0, global_rate)
-        self._tokens = self._capacity
-        self._refilled_at = time.monotonic()
+        # a sliding window, so that no second ever holds more than the rate, bursts included
+        # (a token bucket refilling while its burst is spent would allow twice as many)
+        self._window = 1.0 if global_rate >= 1 else 1.0 / global_rate
+        self._cap = max(1, math.floor(global_rate * self._window))
+        self._sent: deque[float] = deque()
+        self._in_flight = 0
+        self._penalties: deque[tuple[float, int]] = deque()
         self._interval = per_chat_interval
         self._group_cap = max(1, math.floor(group_per_minute))
         self._group_cap_intermediate = max(1, math.floor(self._group_cap * (1 - _GROUP_RESERVE)))
@@ -78,13 +92,29 @@ class TelegramRateLimiter:
         ``final`` requests (first and last messages of an answer) go before intermediate
         edits; within each kind, requests are served in arrival order across chats.
         """
+        await self._acquire(chat_id, final=final, tracked=False)
+
+    @asynccontextmanager
+    async def slot(self, chat_id: int, *, final: bool = False) -> AsyncIterator[None]:
+        """``acquire()`` around one request, counted in the windows from its completion."""
+        await self._acquire(chat_id, final=final, tracked=True)
+        try:
+            yield
+        finally:
+            self._release(chat_id)
+
+    async def _acquire(self, chat_id: int, *, final: bool, tracked: bool) -> None:
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(chat_id, final, loop.create_future())
+        waiter = _Waiter(chat_id, final, tracked, loop.create_future())
         (self._finals if final else self._others).append(waiter)
         self._chat(chat_id).waiting += 1
         try:
             self._pump()
             await waiter.future
+        except asyncio.CancelledError:
+            if tracked and waiter.future.done() and not waiter.future.cancelled():
+                self._release(chat_id, used=False)  # granted, then cancelled before use
+            raise
         finally:
             self._chat(chat_id).waiting -= 1
             if not waiter.future.done():  # cancelled while waiting
@@ -94,36 +124,41 @@ class TelegramRateLimiter:
     def try_acquire(self, chat_id: int) -> bool:
         """Take a slot for an optional intermediate edit only if one is free right now."""
         now = time.monotonic()
-        self._refill(now)
         chat = self._chats.get(chat_id)
         if (
             self._starved
-            or self._tokens < 1
+            or self._global_ready_at(now) > now
             or self._paused_until > now
             or (chat is not None and chat.waiting)
             or self._ready_at(chat_id, final=False, now=now) > now
         ):
             return False
-        self._take(chat_id, now)
+        self._take(chat_id, now, tracked=False)
         return True
 
     def penalize(self, chat_id: int | None, retry_after: float) -> None:
         """Telegram answered 429: pause the chat (or everything, for None) for retry_after."""
-        until = time.monotonic() + max(0.0, retry_after)
-        if chat_id is None:
-            self._paused_until = max(self._paused_until, until)
-        else:
+        now = time.monotonic()
+        until = now + max(0.0, retry_after)
+        if chat_id is not None:
             chat = self._chat(chat_id)
             chat.paused_until = max(chat.paused_until, until)
+            penalties = self._penalties
+            penalties.append((now, chat_id))
+            while penalties[0][0] < now - _FLOOD_WINDOW:
+                penalties.popleft()
+            if len({chat for _, chat in penalties}) >= _FLOOD_CHATS:
+                chat_id = None
+        if chat_id is None:
+            self._paused_until = max(self._paused_until, until)
         self._pump()
 
     @property
     def busy(self) -> float:
         """Bot-wide load, 0 (idle) to 1 (the budget is spent and requests queue)."""
-        self._refill(time.monotonic())
-        used = self._capacity - self._tokens
+        self._global_ready_at(time.monotonic())  # trims the window
         queued = len(self._finals) + len(self._others)
-        return min(1.0, (used + queued) / self._capacity)
+        return min(1.0, (len(self._sent) + self._in_flight + queued) / self._cap)
 
     @property
     def queued(self) -> int:
@@ -144,7 +179,6 @@ class TelegramRateLimiter:
     def _pump(self) -> None:
         """Grant whatever can go now, in order; arm the timer for the next chance."""
         now = time.monotonic()
-        self._refill(now)
         wake = math.inf
         self._starved = False
         blocked: set[int] = set()  # chats whose earlier waiter must go first
@@ -161,13 +195,13 @@ class TelegramRateLimiter:
                     blocked.add(waiter.chat_id)
                     wake = min(wake, ready)
                     kept.append(waiter)
-                elif self._tokens < 1:
+                elif (free_at := self._global_ready_at(now)) > now:
                     # bot-wide budget spent: nobody behind may overtake this waiter
                     self._starved = True
-                    wake = min(wake, now + (1 - self._tokens) / self._rate)
+                    wake = min(wake, free_at)
                     kept.append(waiter)
                 else:
-                    self._take(waiter.chat_id, now)
+                    self._take(waiter.chat_id, now, tracked=waiter.tracked)
                     waiter.future.set_result(None)
             queue[:] = kept
         self._arm(wake)
@@ -182,16 +216,38 @@ class TelegramRateLimiter:
         if chat_id < 0:
             self._trim_window(chat, now)
             cap = self._group_cap if final else self._group_cap_intermediate
-            if len(chat.window) >= cap:
-                ready = max(ready, chat.window[len(chat.window) - cap] + _GROUP_WINDOW)
+            ready = max(ready, _window_ready_at(chat.window, chat.in_flight, cap, _GROUP_WINDOW))
         return ready
 
-    def _take(self, chat_id: int, now: float) -> None:
-        self._tokens -= 1
+    def _global_ready_at(self, now: float) -> float:
+        sent = self._sent
+        while sent and sent[0] <= now - self._window:
+            sent.popleft()
+        return max(now, _window_ready_at(sent, self._in_flight, self._cap, self._window))
+
+    def _take(self, chat_id: int, now: float, *, tracked: bool) -> None:
         chat = self._chat(chat_id)
         chat.next_at = now + self._interval
+        if tracked:  # counted when it completes, see _release
+            self._in_flight += 1
+            chat.in_flight += 1
+            return
+        self._sent.append(now)
         if chat_id < 0:
             chat.window.append(now)
+
+    def _release(self, chat_id: int, *, used: bool = True) -> None:
+        """A slot()'s request completed: it counts in the windows from now."""
+        now = time.monotonic()
+        self._in_flight -= 1
+        chat = self._chat(chat_id)
+        chat.in_flight -= 1
+        if used:
+            self._sent.append(now)
+            chat.next_at = max(chat.next_at, now + self._interval)
+            if chat_id < 0:
+                chat.window.append(now)
+        self._pump()
 
     def _arm(self, wake: float) -> None:
         if wake == math.inf:
@@ -208,12 +264,6 @@ class TelegramRateLimiter:
         self._timer = None
         self._timer_at = math.inf
         self._pump()
-
-    def _refill(self, now: float) -> None:
-        elapsed = now - self._refilled_at
-        if elapsed > 0:
-            self._tokens = min(self._capacity, self._tokens + elapsed * self._rate)
-            self._refilled_at = now
 
     def _chat(self, chat_id: int) -> _Chat:
         chat = self._chats.get(chat_id)
@@ -232,8 +282,19 @@ class TelegramRateLimiter:
             self._trim_window(chat, now)
             if (
                 not chat.waiting
+                and not chat.in_flight
                 and not chat.window
                 and chat.next_at < now
                 and chat.paused_until < now
             ):
                 del self._chats[chat_id]
+
+
+def _window_ready_at(window: deque[float], in_flight: int, cap: int, span: float) -> float:
+    """When a sliding window of ``span`` seconds has room, with requests still in flight."""
+    if len(window) + in_flight < cap:
+        return 0.0
+    room = cap - in_flight
+    if room <= 0:
+        return math.inf  # a completing request frees a place and pumps
+    return window[len(window) - room] + span

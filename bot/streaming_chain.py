@@ -258,36 +258,38 @@ class MessageChain:
         deadline = time.monotonic() + FINAL_TIMEOUT
         failures = 0
         while True:
+            pause = 0.0
             if not final and self.stopping:
                 raise StopStreamingError
-            await self._limiter.acquire(self._target.chat_id, final=final or urgent)
-            if not final and self.stopping:
-                raise StopStreamingError
-            self._stats.api_calls += 1
-            self.in_call = True
-            try:
-                return await make(self._plain)
-            except TelegramRetryAfter as exc:
-                self._limiter.penalize(self._target.chat_id, exc.retry_after)
-                if not final:
-                    return None  # retried later, with whatever the text is by then
-                if time.monotonic() + exc.retry_after > deadline:
-                    raise
-                log.info("final message waits %ss (429)", exc.retry_after)
-            except TelegramBadRequest as exc:
-                if self._plain or not is_parse_error(exc):
-                    raise
-                log.warning("Telegram refused our entities, sending plain text: %s", exc)
-                self._plain = True
-            except (TelegramNetworkError, TelegramServerError) as exc:
-                if not final:
-                    log.info("intermediate update failed: %s", exc)
-                    return None
-                failures += 1
-                pause = min(10.0, 0.5 * 2**failures)
-                if time.monotonic() + pause > deadline:
-                    raise
-                log.warning("final message failed (%s); retrying in %.1fs", exc, pause)
-                await asyncio.sleep(pause)
-            finally:
-                self.in_call = False
+            async with self._limiter.slot(self._target.chat_id, final=final or urgent):
+                if not final and self.stopping:
+                    raise StopStreamingError
+                self._stats.api_calls += 1
+                self.in_call = True
+                try:
+                    return await make(self._plain)
+                except TelegramRetryAfter as exc:
+                    self._limiter.penalize(self._target.chat_id, exc.retry_after)
+                    if not final:
+                        return None  # retried later, with whatever the text is by then
+                    if time.monotonic() + exc.retry_after > deadline:
+                        raise
+                    log.info("final message waits %ss (429)", exc.retry_after)
+                except TelegramBadRequest as exc:
+                    if self._plain or not is_parse_error(exc):
+                        raise
+                    log.warning("Telegram refused our entities, sending plain text: %s", exc)
+                    self._plain = True
+                except (TelegramNetworkError, TelegramServerError) as exc:
+                    if not final:
+                        log.info("intermediate update failed: %s", exc)
+                        return None
+                    failures += 1
+                    pause = min(10.0, 0.5 * 2**failures)
+                    if time.monotonic() + pause > deadline:
+                        raise
+                    log.warning("final message failed (%s); retrying in %.1fs", exc, pause)
+                finally:
+                    self.in_call = False
+            if pause:
+                await asyncio.sleep(pause)  # outside the slot: it would block the chat

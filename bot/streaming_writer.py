@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
+    TelegramForbiddenError,
     TelegramNetworkError,
     TelegramServerError,
 )
@@ -186,6 +187,8 @@ class WriterBase:
                     await chain.show(plain, final=True)
             elif not chain.message_ids:
                 log.warning("empty answer for chat %s: nothing to send", self._target.chat_id)
+        except TelegramForbiddenError as exc:  # blocked by the user, removed from the group
+            log.info("chat %s refuses messages: %s", self._target.chat_id, exc)
         except Exception:
             log.exception(
                 "the final answer could not be delivered to chat %s", self._target.chat_id
