@@ -49,13 +49,12 @@ class GuardMiddleware(BaseMiddleware):
 
         if not access.allows(who, chat):
             # Strangers cost nothing: no answer, no history; told once, if they asked us.
-            if await _addressed(event, addressing, data["bot"]) and await access.should_tell(
-                who, chat
-            ):
-                await _say(
-                    event,
-                    text("access_denied", language(event), user_id=str(who), chat_id=str(chat)),
-                )
+            addressed = await _addressed(event, addressing, data["bot"])
+            told = addressed and await access.should_tell(who, chat)
+            if told:
+                lang = language(event)
+                await _say(event, text("access_denied", lang, user_id=str(who), chat_id=str(chat)))
+            log.debug("access: refused user %s in chat %s (told: %s)", who, chat, told)
             return None
 
         if addressing is not None and await _asks_glm(event, addressing, data):
@@ -63,6 +62,13 @@ class GuardMiddleware(BaseMiddleware):
             if refusal is not None:
                 if refusal.notify:
                     await _say(event, describe_refusal(refusal, language(event)))
+                log.debug(
+                    "limits: %s refused user %s in chat %s (told: %s)",
+                    refusal.reason.value,
+                    who,
+                    chat,
+                    refusal.notify,
+                )
                 return None
         return await handler(event, data)
 

@@ -59,8 +59,12 @@ local window = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local quota = tonumber(ARGV[4])
 local function refuse(kind, bound, wait, told)
-  local quiet = math.max(1, math.floor(math.min(wait, tonumber(ARGV[7]))))
-  local first = redis.call('SET', told, '1', 'NX', 'PX', quiet)
+  -- the marker holds when the quiet time ends (the caller's clock, like the window)
+  local quiet = math.max(1000, math.floor(math.min(wait, tonumber(ARGV[7]))))
+  local first = tonumber(redis.call('GET', told) or '0') <= now
+  if first then
+    redis.call('SET', told, now + quiet, 'PX', quiet)
+  end
   return {kind, bound, math.ceil(wait), first and 1 or 0}
 end
 if quota > 0 then

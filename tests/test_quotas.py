@@ -1,0 +1,285 @@
+"""Rate limits, daily token quotas and usage accounting: the core, against real Redis and
+the in-memory store (same semantics), with time injected through a clock."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+import redis.asyncio as aioredis
+
+from bot.config import ModelPrice
+from bot.keys import Keys
+from bot.quotas import (
+    Limits,
+    MemoryMeterStore,
+    MeterStore,
+    QuotaService,
+    Reason,
+    RedisMeterStore,
+    Scope,
+    day_of,
+    month_of,
+    seconds_to_midnight,
+)
+from bot.quotas.report import format_wait
+from tests.conftest import RedisProcess
+
+BOT_ID = 42
+ALICE, BOB, OWNER = 11, 12, 99
+GROUP, OTHER_GROUP = -1001, -1002
+# 2024-03-10 12:00:00 UTC
+NOON = datetime(2024, 3, 10, 12, 0, tzinfo=UTC).timestamp()
+PRICES = {"glm-4": ModelPrice(input_per_1k=0.1, output_per_1k=0.2)}
+
+
+class Clock:
+    def __init__(self, now: float = NOON) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(params=["redis", "memory"])
+async def store(
+    request: pytest.FixtureRequest, redis_client: aioredis.Redis, key_prefix: str
+) -> AsyncIterator[MeterStore]:
+    if request.param == "redis":
+        yield RedisMeterStore(redis_client, Keys(key_prefix, BOT_ID))
+    else:
+        yield MemoryMeterStore()
+
+
+def service(store: MeterStore, clock: Clock, **limits: int) -> QuotaService:
+    return QuotaService(
+        store,
+        limits=Limits(**limits),
+        model="glm-4",
+        prices=PRICES,
+        owners=[OWNER],
+        clock=clock,
+    )
+
+
+async def test_per_minute_limit_refuses_then_resets(store: MeterStore) -> None:
+    clock = Clock()
+    quotas = service(store, clock, user_per_minute=2)
+    assert await quotas.admit(ALICE, ALICE) is None
+    clock.advance(10)
+    assert await quotas.admit(ALICE, ALICE) is None
+    clock.advance(5)
+    refusal = await quotas.admit(ALICE, ALICE)
+    assert refusal is not None
+    assert refusal.reason is Reason.USER_RATE
+    assert refusal.limit == 2
+    # the first message leaves the window 60 s after it came, 45 s from now
+    assert refusal.retry_after == pytest.approx(45, abs=0.01)
+    assert refusal.notify
+    # a second refusal in the same stretch is not announced again
+    again = await quotas.admit(ALICE, ALICE)
+    assert again is not None
+    assert not again.notify
+    assert await quotas.admit(BOB, BOB) is None, "another user has a window of their own"
+
+    clock.advance(45)
+    assert await quotas.admit(ALICE, ALICE) is None, "the oldest message left the window"
+    refusal = await quotas.admit(ALICE, ALICE)
+    assert refusal is not None
+    assert refusal.retry_after == pytest.approx(10, abs=0.01)
+    assert refusal.notify, "a new stretch of refusals is announced again"
+
+
+async def test_a_refused_message_costs_nothing(store: MeterStore) -> None:
+    clock = Clock()
+    quotas = service(store, clock, user_per_minute=2, chat_per_minute=1)
+    assert await quotas.admit(ALICE, GROUP) is None
+    refusal = await quotas.admit(ALICE, GROUP)
+    assert refusal is not None
+    assert refusal.reason is Reason.CHAT_RATE
+    # Alice's own window took back the message the group refused: one left for her
+    assert await quotas.admit(ALICE, OTHER_GROUP) is None
+    refusal = await quotas.admit(ALICE, -1003)
+    assert refusal is not None
+    assert refusal.reason is Reason.USER_RATE
+
+
+async def test_daily_quota_after_charges_resets_at_midnight(store: MeterStore) -> None:
+    clock = Clock()
+    quotas = service(store, clock, user_daily_tokens=1000, chat_daily_tokens=5000)
+    assert await quotas.admit(ALICE, GROUP) is None
+    await quotas.charge(ALICE, GROUP, 600, 300)
+    assert await quotas.admit(ALICE, GROUP) is None, "900 spent, under 1000"
+    await quotas.charge(ALICE, GROUP, 80, 20)
+    refusal = await quotas.admit(ALICE, GROUP)
+    assert refusal is not None
+    assert refusal.reason is Reason.USER_TOKENS
+    assert refusal.limit == 1000
+    assert refusal.retry_after == pytest.approx(12 * 3600, abs=1)
+    assert await quotas.admit(BOB, GROUP) is None, "the chat's quota is not spent"
+
+    clock.advance(12 * 3600 - 1)
+    assert await quotas.admit(ALICE, GROUP) is not None, "still the same UTC day"
+    clock.advance(1)
+    assert await quotas.admit(ALICE, GROUP) is None, "a new UTC day, a new quota"
+
+
+async def test_chat_quota_counts_everyone_in_the_chat(store: MeterStore) -> None:
+    quotas = service(store, Clock(), chat_daily_tokens=100)
+    await quotas.charge(ALICE, GROUP, 50, 10)
+    await quotas.charge(BOB, GROUP, 30, 10)
+    refusal = await quotas.admit(BOB, GROUP)
+    assert refusal is not None
+    assert refusal.reason is Reason.CHAT_TOKENS
+    assert await quotas.admit(BOB, BOB) is None, "Bob's private chat has its own quota"
+
+
+async def test_owners_are_exempt_but_counted(store: MeterStore) -> None:
+    clock = Clock()
+    quotas = service(store, clock, user_per_minute=1, user_daily_tokens=10)
+    for _ in range(3):
+        assert await quotas.admit(OWNER, GROUP) is None
+    await quotas.charge(OWNER, GROUP, 500, 500)
+    assert await quotas.admit(OWNER, GROUP) is None
+    report = await quotas.user_report(OWNER)
+    assert report.today.tokens == 1000
+
+
+async def test_usage_per_user_chat_model_and_totals(store: MeterStore) -> None:
+    clock = Clock()
+    quotas = service(store, clock)
+    await quotas.charge(ALICE, GROUP, 1000, 500)  # 0.1 + 0.1 = 0.2
+    await quotas.charge(BOB, GROUP, 2000, 0)  # 0.2
+    await quotas.charge(ALICE, ALICE, 100, 100, model="glm-3-turbo")  # no price: 0
+    clock.advance(86_400)  # the next day, same month
+    await quotas.charge(ALICE, OTHER_GROUP, 1000, 1000)  # 0.3
+
+    report = await quotas.user_report(ALICE, GROUP)
+    assert report.today.prompt == 1000
+    assert report.today.completion == 1000
+    assert report.today.requests == 1
+    assert report.today.cost == pytest.approx(0.3)
+    assert report.month.tokens == 1500 + 200 + 2000
+    assert report.month.requests == 3
+    assert report.month.cost == pytest.approx(0.5)
+    assert report.chat_today is not None
+    assert report.chat_today.tokens == 0, "nothing in the group today"
+    assert report.chat_month is not None
+    assert report.chat_month.tokens == 3500
+    assert report.chat_month.cost == pytest.approx(0.4)
+
+    bot = await quotas.bot_report()
+    assert bot.today.tokens == 2000
+    assert bot.month.tokens == 1500 + 2000 + 200 + 2000
+    assert bot.month.requests == 4
+    assert bot.month.cost == pytest.approx(0.7)
+    assert [chat for chat, _ in bot.chats] == [GROUP, OTHER_GROUP, ALICE]
+    assert bot.chats[0][1].tokens == 3500
+    assert [(name, t.tokens) for name, t in bot.models] == [("glm-4", 5500), ("glm-3-turbo", 200)]
+
+
+async def test_usage_keys_live_in_the_namespace_with_ttls(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    clock = Clock()
+    quotas = service(
+        RedisMeterStore(redis_client, Keys(key_prefix, BOT_ID)),
+        clock,
+        user_per_minute=1,
+        user_daily_tokens=5,
+    )
+    await quotas.admit(ALICE, GROUP)
+    await quotas.admit(ALICE, GROUP)  # refused: a "told" marker
+    await quotas.charge(ALICE, GROUP, 10, 5)
+    keys = [k.decode() async for k in redis_client.scan_iter(match=f"{key_prefix}*")]
+    assert len(keys) >= 12
+    for key in keys:
+        assert key.startswith(f"{key_prefix}:b{BOT_ID}:")
+        assert await redis_client.ttl(key) > 0, f"{key} never expires"
+    user_day = f"{key_prefix}:b{BOT_ID}:{{c{ALICE}}}:user:usage:{day_of(NOON)}"
+    chat_month = f"{key_prefix}:b{BOT_ID}:{{c{GROUP}}}:usage:{month_of(NOON)}"
+    assert await redis_client.hget(user_day, "tokens") == b"15"
+    assert await redis_client.hget(chat_month, "cost") == b"2000"  # 0.002 CNY in millionths
+
+
+async def test_two_replicas_cannot_exceed_a_limit_together(
+    redis_url: str, redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    """Two services on two connections to one Redis, racing: the limits still hold."""
+    clients = [aioredis.Redis.from_url(redis_url) for _ in range(2)]
+    try:
+        clock = Clock()
+        replicas = [
+            service(
+                RedisMeterStore(client, Keys(key_prefix, BOT_ID)),
+                clock,
+                user_per_minute=7,
+                chat_per_minute=10,
+            )
+            for client in clients
+        ]
+        # one user, many concurrent messages
+        results = await asyncio.gather(*(replicas[i % 2].admit(ALICE, GROUP) for i in range(40)))
+        assert sum(r is None for r in results) == 7
+        # many users in one chat: the chat's limit (3 left of 10) holds as well
+        results = await asyncio.gather(*(replicas[i % 2].admit(1000 + i, GROUP) for i in range(40)))
+        assert sum(r is None for r in results) == 3
+        assert {r.reason for r in results if r is not None} == {Reason.CHAT_RATE}
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def test_redis_down_fails_open_and_loses_only_accounting(
+    own_redis: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = aioredis.Redis.from_url(own_redis.url, socket_connect_timeout=0.5)
+    try:
+        quotas = service(
+            RedisMeterStore(client, Keys("glmbot-test", BOT_ID)), Clock(), user_per_minute=1
+        )
+        assert await quotas.admit(ALICE, ALICE) is None
+        own_redis.stop()
+        with caplog.at_level(logging.WARNING, logger="bot.quotas"):
+            assert await quotas.admit(ALICE, ALICE) is None, "limits fail open"
+            await quotas.charge(ALICE, ALICE, 10, 10)  # logged, not raised
+        assert any("not recorded" in r.getMessage() for r in caplog.records)
+    finally:
+        await client.aclose()
+
+
+def test_periods_and_waits() -> None:
+    assert day_of(NOON) == "d20240310"
+    assert month_of(NOON) == "m202403"
+    assert seconds_to_midnight(NOON) == 12 * 3600
+    assert seconds_to_midnight(NOON - 12 * 3600) == 86_400
+    assert format_wait(0.2, "en") == "1 s"
+    assert format_wait(42, "en") == "42 s"
+    assert format_wait(61, "en") == "2 min"
+    assert format_wait(5 * 3600 + 11 * 60 + 30, "en") == "5 h 12 min"
+    assert format_wait(42, "zh-hans") == "42 秒"
+
+
+def test_cost_in_millionths() -> None:
+    quotas = service(MemoryMeterStore(), Clock())
+    assert quotas.cost_micros("glm-4", 1000, 1000) == 300_000
+    assert quotas.cost_micros("glm-4", 1, 0) == 100
+    assert quotas.cost_micros("unknown-model", 1000, 1000) == 0
+
+
+def test_scopes_of_a_charge() -> None:
+    from bot.quotas import Charge
+
+    charge = Charge(ALICE, GROUP, "glm-4", 1, 2, 3)
+    assert Scope.of_charge(charge) == [
+        Scope.user(ALICE),
+        Scope.chat(GROUP),
+        Scope.model("glm-4"),
+        Scope.total(),
+    ]
