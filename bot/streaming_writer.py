@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 from aiogram.exceptions import (
@@ -85,7 +86,7 @@ class Typing:
             await asyncio.sleep(_TYPING_REPEAT)
 
 
-class WriterBase:
+class WriterBase(ABC):
     """The latest text, the background task that delivers it, the final delivery."""
 
     def __init__(
@@ -142,14 +143,17 @@ class WriterBase:
         await self._stop_loop()
         await self._typing.stop()
 
+    @abstractmethod
     async def _run(self) -> None:
-        raise NotImplementedError
+        """Deliver the latest text until stopped."""
 
+    @abstractmethod
     def _in_call(self) -> bool:
-        raise NotImplementedError
+        """Whether a request is in flight (cancelling it could orphan a message)."""
 
+    @abstractmethod
     def _request_stop(self) -> None:
-        raise NotImplementedError
+        """Make the loop return at its next safe point."""
 
     async def _run_logged(self) -> None:
         try:
