@@ -381,7 +381,7 @@ async def test_draft_shows_the_tail_of_a_long_answer(fake: FakeTelegram, bot: Bo
     assert _squash("".join(m.text for m in messages)) == _squash(render(answer).text)
 
 
-async def test_unsupported_drafts_fall_back_to_edits_and_are_remembered(bot: Bot) -> None:
+async def test_unsupported_drafts_fall_back_to_edits_and_are_remembered() -> None:
     async with FakeTelegram(drafts_supported=False) as fake:
         session = AiohttpSession(api=TelegramAPIServer.from_base(fake.base_url))
         client = Bot(fake.token, session=session)
