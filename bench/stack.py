@@ -101,6 +101,8 @@ class StackConfig:
     limits: Limits = field(default_factory=Limits)
     # SECTION__KEY overrides of the bot's settings
     bot_env: dict[str, str] = field(default_factory=dict)
+    # the bot's command line (another entry point, e.g. under a profiler, for diagnosis)
+    bot_argv: list[str] = field(default_factory=lambda: python_argv("bot", "polling"))
 
 
 class Stack:
@@ -169,7 +171,7 @@ class Stack:
             "METRICS__PORT": "0",
             **self.config.bot_env,
         }
-        self.bot = await self.services.spawn("bot", python_argv("bot", "polling"), env=env)
+        self.bot = await self.services.spawn("bot", self.config.bot_argv, env=env)
         await self._wait_polling()
 
     async def _wait_polling(self, timeout: float = 30.0) -> None:
