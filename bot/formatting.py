@@ -51,6 +51,7 @@ _BLOCK_ENTITIES = frozenset({"pre", "blockquote", "expandable_blockquote"})
 _WHITESPACE = " \t\r\n\v\f"
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _HTML_SPECIAL = re.compile(rb"[<&]")
+_FENCE_RUN = re.compile(rb"`{3,}|~{3,}")
 # LaTeX \(...\) and \[...\] within one paragraph: the converter turns them into Unicode
 # math itself, and a backslash added inside would show.
 _LATEX = re.compile(rb"\\\((?:(?!\n\n).)*?\\\)|\\\[(?:(?!\n\n).)*?\\\]", re.DOTALL)
@@ -170,33 +171,43 @@ def _render_spans(markdown: str) -> tuple[str, list[_Span]]:
                 utf16.index(entity.offset),
                 utf16.index(entity.offset + entity.length),
                 entity.url,
-                entity.language,
+                # the language is the info string's first word ("python title=x.py")
+                entity.language.split()[0] if entity.language else None,
             )
         )
     return text, spans
 
 
 def _literal_html(markdown: str) -> str:
-    """Backslash-escape ``<`` and ``&`` outside code.
+    """Backslash-escape what the converter would drop although the model meant it as text.
 
-    The converter drops inline and block HTML and decodes ``&amp;``; a model writing
-    "use <div>" or "AT&T" means the characters themselves.
+    - ``<`` and ``&`` outside code: the converter drops inline and block HTML and decodes
+      ``&amp;``; a model writing "use <div>" or "AT&T" means the characters themselves.
+    - the fence of an empty code block whose info string has several words: a line like
+      "``` and then some text" would open a block and swallow the text as its info string
+      (a language is one word; a multi-word info string is prose after a fence).
     """
-    if "<" not in markdown and "&" not in markdown:
+    if not any(marker in markdown for marker in ("<", "&", "```", "~~~")):
         return markdown
     data = markdown.encode("utf-8")
     regions: list[tuple[int, int]] = []
+    escapes: list[int] = []
+    fence: tuple[int, bool] | None = None  # an open fenced block: its start, multi-word info
     for payload, where in pyromark.events_with_range(markdown, options=PARSE_OPTIONS):
         if not isinstance(payload, dict):
             continue
         opened = payload.get("Start")
-        if (
-            (isinstance(opened, dict) and "CodeBlock" in opened)
-            or "Code" in payload
-            or "InlineMath" in payload
-            or "DisplayMath" in payload
-        ):
+        code = opened.get("CodeBlock") if isinstance(opened, dict) else None
+        if code is not None or any(k in payload for k in ("Code", "InlineMath", "DisplayMath")):
             regions.append((where["start"], where["end"]))
+        if isinstance(code, dict) and "Fenced" in code:
+            fence = (where["start"], len(str(code["Fenced"]).split()) > 1)
+        elif fence is not None and "Text" in payload:
+            fence = None  # the block has content: a real code block
+        elif fence is not None and payload.get("End") == "CodeBlock":
+            if fence[1]:
+                escapes += _fence_run(data, fence[0])
+            fence = None
     if b"\\" in data:
         regions += [(m.start(), m.end()) for m in _LATEX.finditer(data)]
     # merged and sorted, so one bisect tells whether a byte is inside
@@ -208,8 +219,6 @@ def _literal_html(markdown: str) -> str:
         else:
             starts.append(lo)
             ends.append(hi)
-    out = bytearray()
-    last = 0
     for match in _HTML_SPECIAL.finditer(data):
         pos = match.start()
         k = bisect.bisect_right(starts, pos) - 1
@@ -218,12 +227,23 @@ def _literal_html(markdown: str) -> str:
         backslashes = 0
         while pos - backslashes > 0 and data[pos - backslashes - 1] == 0x5C:  # "\\"
             backslashes += 1
-        if backslashes % 2:
-            continue  # already escaped
+        if not backslashes % 2:  # else already escaped
+            escapes.append(pos)
+    if not escapes:
+        return markdown
+    out = bytearray()
+    last = 0
+    for pos in sorted(escapes):
         out += data[last:pos] + b"\\"
         last = pos
     out += data[last:]
     return out.decode("utf-8")
+
+
+def _fence_run(data: bytes, start: int) -> list[int]:
+    """Where to escape the fence of the block starting at ``start``: its first character."""
+    match = _FENCE_RUN.search(data, start)
+    return [match.start()] if match else []
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:

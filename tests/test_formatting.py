@@ -84,6 +84,19 @@ def test_latex_is_converted_not_escaped() -> None:
     assert render(r"\( \alpha < \beta \)").text == "α < β"
 
 
+def test_prose_after_a_fence_is_not_swallowed_as_its_info_string() -> None:
+    rendered = render("Done:\n\n``` and then _some_ words")
+    assert rendered.text == "Done:\n\n``` and then some words"
+    messy = render("Here **bold and `code and ```py\nprint(1)\n``` and _italic_ end")
+    assert messy.text.endswith("italic end")
+    assert "print(1)" in messy.text
+
+
+def test_code_language_is_the_first_word_of_the_info_string() -> None:
+    (pre,) = render("```python title=app.py\nrun()\n```").entities
+    assert pre.language == "python"
+
+
 def test_unclosed_fence_mid_stream_is_a_code_block() -> None:
     rendered = render("Here:\n\n```python\ndef f():\n    return 1")
     assert rendered.text == "Here:\n\ndef f():\n    return 1"
