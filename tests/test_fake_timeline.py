@@ -115,3 +115,19 @@ async def test_glm_timings_name_requests_and_time_tokens(http: aiohttp.ClientSes
         glm.reset()
         async with http.get(f"{glm.base_url}/_fake/timings") as resp:
             assert await resp.json() == []
+
+
+async def test_take_updates_hands_the_queue_over_once(http: aiohttp.ClientSession) -> None:
+    async with FakeTelegram() as tg:
+        tg.private_text(USER, "one")
+        tg.private_text(USER + 1, "two")
+        async with http.post(f"{tg.base_url}/_fake/take_updates") as resp:
+            updates = (await resp.json())["updates"]
+        assert [u["message"]["text"] for u in updates] == ["one", "two"]
+        assert tg.pending_updates() == 0
+        assert all("delivered_at" in u for u in tg.timeline.updates.values())
+        async with http.post(f"{tg.base_url}/_fake/take_updates") as resp:
+            assert (await resp.json())["updates"] == []
+        # the chats know the messages, so replies to them resolve
+        sent = await _call(http, tg, "sendMessage", chat_id=USER, text="re", reply_to_message_id=1)
+        assert sent["ok"]

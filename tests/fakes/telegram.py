@@ -13,8 +13,9 @@ with a JSON control API on the same port: ``POST /_fake/updates`` (an update or 
 ``POST /_fake/private_text`` (keyword arguments of ``private_text``, or a list of them; also
 ``group_text``, ``push_message``, ``stop_generation``, ``press_button``), ``GET /_fake/stats``,
 ``GET /_fake/chat/{chat_id}``, ``GET /_fake/timeline`` (wall-clock moments per update and
-chat, see ``telegram_timeline``), ``POST /_fake/limits``, ``POST /_fake/fail_next``,
-``POST /_fake/reset``.
+chat, see ``telegram_timeline``), ``POST /_fake/take_updates`` (the queued updates, for a
+caller that delivers them to webhooks itself), ``POST /_fake/limits``,
+``POST /_fake/fail_next``, ``POST /_fake/reset``.
 """
 
 from __future__ import annotations
@@ -190,6 +191,18 @@ class FakeTelegram(UpdateFeeder):
     def pending_updates(self) -> int:
         """Updates queued and not yet confirmed by a getUpdates offset."""
         return len(self._updates)
+
+    def take_updates(self) -> list[dict[str, Any]]:
+        """Hand every queued update over at once, as getUpdates would, and drop them.
+
+        For a benchmark that delivers updates to webhook replicas itself, the way
+        Telegram would post them to a load balancer.
+        """
+        batch = self._updates.take(len(self._updates) or 1)
+        if batch:
+            self._updates.confirm(batch[-1]["update_id"] + 1)
+        self.timeline.delivered(batch)
+        return batch
 
     def waiting_polls(self) -> int:
         """getUpdates long polls currently parked waiting for an update."""

@@ -27,6 +27,7 @@ class ControlApi:
         app.router.add_get("/_fake/stats", self._stats)
         app.router.add_get("/_fake/chat/{chat_id}", self._chat)
         app.router.add_get("/_fake/timeline", self._timeline)
+        app.router.add_post("/_fake/take_updates", self._take_updates)
         app.router.add_post("/_fake/reset", self._reset)
         app.router.add_post("/_fake/limits", self._limits)
         app.router.add_post("/_fake/fail_next", self._fail_next)
@@ -88,6 +89,9 @@ class ControlApi:
             chats[str(chat_id)] = entry
         updates = [{"update_id": k, **v} for k, v in timeline.updates.items()]
         return self._json({"updates": updates, "chats": chats, "stats": self.fake.stats()})
+
+    async def _take_updates(self, request: web.Request) -> web.Response:
+        return self._json({"updates": self.fake.take_updates()})
 
     async def _reset(self, request: web.Request) -> web.Response:
         self.fake.reset()
