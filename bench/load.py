@@ -75,7 +75,7 @@ async def run_load(
         timeline = await stack.get_tg("/_fake/timeline")
         timings = await stack.get_glm("/_fake/timings")
         glm_stats = await stack.get_glm("/_fake/stats")
-        bot_log = stack.bot.log_tail(10) if stack.bot is not None else ""
+        bot_log = "\n".join(bot.log_tail(10) for bot in stack.bots)
 
     expected = config.glm.answer
     records = analysis.answers(chats, timeline, timings, expected)

@@ -274,6 +274,7 @@ def _concurrency(section: dict[str, Any] | None) -> str:
                 _pair(r["first_visible_from_push_ms"]),
                 _pair(r["first_visible_beyond_glm_ms"]),
                 _pair(r["glm_first_token_ms"]),
+                _pair(r["last_chunk_to_final_ms"]),
                 _n(r["api_calls_per_answer"]),
                 _n(r["bot_cpu_ms_per_answer"]),
                 _n(r["bot_cpu_cores"], 2),
@@ -290,6 +291,7 @@ def _concurrency(section: dict[str, Any] | None) -> str:
         "first text from push p50 / p99 (ms)",
         "first text beyond GLM first token p50 / p99 (ms)",
         "fake GLM first token p50 / p99 (ms)",
+        "last GLM chunk → final message p50 / p99 (ms)³",
         "Bot API calls / answer",
         "bot CPU ms / answer",
         "bot CPU (cores)",
@@ -303,6 +305,9 @@ def _concurrency(section: dict[str, Any] | None) -> str:
         "¹ The bot has no `/metrics` endpoint yet (issue 6), so event-loop lag could not be "
         "read; see the method section.",
         "² CPU used by processes outside the benchmark during the run (this machine is shared).",
+        "³ Final messages share Telegram's bot-wide budget of 30 messages/s, which the bot "
+        "enforces itself: when many answers end together, their final messages queue (the "
+        "draft already shows the whole text meanwhile).",
     ]
     return (
         f"### Concurrency: private chats, one question each at the same moment\n\n"
@@ -493,9 +498,36 @@ def _scaleout(section: dict[str, Any] | None) -> str:
             ],
         )
     rows = [
-        [str(r["replicas"]), _n(r["answers_per_second"]), f"{r['completed']}/{r['chats']}"]
+        [
+            str(r["replicas"]),
+            f"{r['completed']}/{r['chats']}",
+            _n(r["answers_per_second"]),
+            _n(r["all_done_seconds"]),
+            _pair(r["first_visible_beyond_glm_ms"]),
+            _pair(r["update_to_glm_request_ms"]),
+            _n(r["bot_cpu_cores"], 2),
+            _n(r["peak_rss_mb"], 0),
+            _n(r.get("other_processes_cpu_cores"), 2),
+        ]
         for r in section["runs"]
     ]
-    return "### Scale-out: webhook replicas\n\n" + _table(
-        ["replicas", "answers / s", "answers complete"], rows
+    chats = section["runs"][0]["chats"] if section["runs"] else 0
+    return (
+        "### Scale-out: webhook replicas sharing one Redis\n\n"
+        f"{chats} private chats at once; the harness posts the updates to the replicas' "
+        f"webhooks in turn, as Telegram would to a load balancer. {_measured(section)}\n\n"
+        + _table(
+            [
+                "replicas",
+                "answers complete",
+                "answers / s",
+                "all done (s)",
+                "first text beyond GLM first token p50 / p99 (ms)",
+                "update → GLM request p50 / p99 (ms)",
+                "bot CPU, all replicas (cores)",
+                "peak RSS per replica (MB)",
+                "other load (cores)",
+            ],
+            rows,
+        )
     )

@@ -170,8 +170,8 @@ async def history(plan: Plan, services: Services, redis: Redis) -> dict[str, Any
 
 
 async def run_scaleout(plan: Plan, services: Services, redis: Redis) -> dict[str, Any]:
-    print("  scale-out", flush=True)
-    return await scaleout(plan.scaleout_chats, services, redis)
+    n = plan.scaleout_chats
+    return await scaleout(n, services, redis, plan.glm, _timeout(plan, n))
 
 
 RUNNERS: dict[str, Runner] = {

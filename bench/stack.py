@@ -14,7 +14,15 @@ from typing import Any
 
 import aiohttp
 
-from bench.procs import LOOPBACK, Service, Services, cpu_seconds, peak_rss_mb, python_argv
+from bench.procs import (
+    LOOPBACK,
+    Service,
+    Services,
+    cpu_seconds,
+    free_port,
+    peak_rss_mb,
+    python_argv,
+)
 
 BOT_TOKEN = "42:BENCH-TOKEN"
 BOT_USERNAME = "glm_test_bot"
@@ -101,12 +109,20 @@ class StackConfig:
     limits: Limits = field(default_factory=Limits)
     # SECTION__KEY overrides of the bot's settings
     bot_env: dict[str, str] = field(default_factory=dict)
+    # "polling": one bot process; "webhook": `replicas` processes sharing Redis, to which
+    # the harness posts the updates round-robin (as Telegram would to a load balancer)
+    mode: str = "polling"
+    replicas: int = 1
     # the bot's command line (another entry point, e.g. under a profiler, for diagnosis)
-    bot_argv: list[str] = field(default_factory=lambda: python_argv("bot", "polling"))
+    bot_argv: list[str] | None = None
+
+
+WEBHOOK_SECRET = "bench-webhook-secret"
+WEBHOOK_PATH = "/telegram/webhook"
 
 
 class Stack:
-    """Fakes and bot of one run; `async with Stack(...)` starts them, leaving stops them."""
+    """Fakes and bot(s) of one run; `async with Stack(...)` starts them, leaving stops them."""
 
     def __init__(self, services: Services, redis_url: str, config: StackConfig) -> None:
         self.services = services
@@ -115,8 +131,10 @@ class Stack:
         self.key_prefix = f"bench-{uuid.uuid4().hex[:8]}"
         self.tg: Service | None = None
         self.glm: Service | None = None
-        self.bot: Service | None = None
+        self.bots: list[Service] = []
+        self.webhook_urls: list[str] = []
         self._http: aiohttp.ClientSession | None = None
+        self._next_replica = 0
 
     async def __aenter__(self) -> Stack:
         try:
@@ -128,6 +146,11 @@ class Stack:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    @property
+    def bot(self) -> Service:
+        """The (first) bot process."""
+        return self.bots[0]
 
     @property
     def tg_url(self) -> str:
@@ -171,24 +194,46 @@ class Stack:
             "METRICS__PORT": "0",
             **self.config.bot_env,
         }
-        self.bot = await self.services.spawn("bot", self.config.bot_argv, env=env)
-        await self._wait_polling()
+        webhook = self.config.mode == "webhook"
+        for i in range(self.config.replicas if webhook else 1):
+            own = dict(env)
+            if i:
+                own["METRICS__PORT"] = "0"  # the probe reads the first replica only
+            argv = self.config.bot_argv or python_argv("bot", self.config.mode)
+            if webhook:
+                port = free_port()
+                url = f"http://{LOOPBACK}:{port}"
+                own.update(
+                    WEBHOOK__HOST=LOOPBACK,
+                    WEBHOOK__PORT=str(port),
+                    WEBHOOK__PUBLIC_URL=url,
+                    WEBHOOK__PATH=WEBHOOK_PATH,
+                    TELEGRAM_WEBHOOK_SECRET=WEBHOOK_SECRET,
+                )
+                self.webhook_urls.append(url + WEBHOOK_PATH)
+            name = "bot" if not webhook else f"bot-{i + 1}"
+            self.bots.append(await self.services.spawn(name, argv, env=own))
+        await self._wait_ready()
 
-    async def _wait_polling(self, timeout: float = 30.0) -> None:
+    async def _wait_ready(self, timeout: float = 30.0) -> None:
+        """Polling: the first getUpdates; webhook: every replica registered its webhook."""
+        method, count = (
+            ("setWebhook", len(self.bots)) if self.config.mode == "webhook" else ("getUpdates", 1)
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.bot is not None
-            if not self.bot.running():
-                raise RuntimeError(f"the bot exited at start:\n{self.bot.log_tail()}")
+            for bot in self.bots:
+                if not bot.running():
+                    raise RuntimeError(f"{bot.name} exited at start:\n{bot.log_tail()}")
             stats = await self.get_tg("/_fake/stats")
-            if stats["methods"].get("getUpdates"):
+            if stats["methods"].get(method, 0) >= count:
                 return
             await asyncio.sleep(0.1)  # polling the fake's counters, bounded by the deadline
-        raise RuntimeError(f"the bot did not start polling within {timeout:g}s")
+        raise RuntimeError(f"the bot did not start within {timeout:g}s")
 
     async def stop(self) -> None:
         try:
-            for service in (self.bot, self.glm, self.tg):
+            for service in (*self.bots, self.glm, self.tg):
                 if service is not None:
                     await service.stop()
         finally:
@@ -236,6 +281,25 @@ class Stack:
             if batch:
                 async with self.http.post(f"{self.tg_url}/_fake/{endpoint}", json=batch) as resp:
                     resp.raise_for_status()
+        if self.config.mode == "webhook":
+            await self._deliver_webhooks()
+
+    async def _deliver_webhooks(self) -> None:
+        """Post the queued updates to the replicas in turn, all at once, like Telegram."""
+        updates = (await self.post_tg("/_fake/take_updates", None))["updates"]
+        headers = {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
+
+        async def post(update: dict[str, Any], url: str) -> None:
+            async with self.http.post(url, json=update, headers=headers) as resp:
+                if resp.status != 200:
+                    raise RuntimeError(f"webhook {url} answered {resp.status}")
+
+        posts = []
+        for update in updates:
+            url = self.webhook_urls[self._next_replica % len(self.webhook_urls)]
+            self._next_replica += 1
+            posts.append(post(update, url))
+        await asyncio.gather(*posts)
 
     async def wait_answers(self, chats: list[Chat], timeout: float, quiet: float = 10.0) -> bool:
         """Until every chat shows a complete final answer (True), or the bot is done
@@ -245,8 +309,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         last_calls, quiet_since = -1, time.monotonic()
         while time.monotonic() < deadline:
-            assert self.bot is not None
-            if not self.bot.running():
+            if not all(bot.running() for bot in self.bots):
                 return False
             timeline = await self.get_tg("/_fake/timeline?texts=0")
             entries = [timeline["chats"].get(i) for i in ids]
@@ -263,12 +326,13 @@ class Stack:
         return False
 
     def bot_cpu(self) -> float:
-        assert self.bot is not None
-        return cpu_seconds(self.bot.pid)
+        """CPU seconds of every bot process together."""
+        return sum(cpu_seconds(bot.pid) for bot in self.bots)
 
     def fakes_cpu(self) -> dict[str, float]:
         return {s.name: cpu_seconds(s.pid) for s in (self.tg, self.glm) if s is not None}
 
     def bot_peak_rss_mb(self) -> float | None:
-        assert self.bot is not None
-        return peak_rss_mb(self.bot.pid)
+        """The largest peak RSS of the bot processes."""
+        peaks = [p for p in (peak_rss_mb(bot.pid) for bot in self.bots) if p is not None]
+        return max(peaks) if peaks else None

@@ -43,7 +43,9 @@ def test_smoke_run_answers_everything_and_writes_the_table(tmp_path: Path) -> No
         "# Bench\n\nmethod text\n<!-- bench:results:start -->\nold table\n"
         "<!-- bench:results:end -->\ntrailing text\n"
     )
-    scenarios = "concurrency,limits,overhead,history,scaleout"
+    # every bot start costs seconds of imports (aiogram builds its types): the overhead and
+    # scale-out scenarios, two more bot starts each, are left to `python -m bench --smoke`
+    scenarios = "concurrency,limits,history"
     done = subprocess.run(
         _bench(tmp_path, "--scenario", scenarios),
         cwd=REPO_ROOT,
@@ -61,15 +63,13 @@ def test_smoke_run_answers_everything_and_writes_the_table(tmp_path: Path) -> No
     (limited,) = s["limits"]["runs"]
     assert limited["completed_private"] == 20
     assert limited["completed_groups"] == 5
-    overhead = s["overhead"]
-    assert overhead["completed"] == overhead["chats"] == 7
-    for run in (concurrency, limited, overhead):
+    for run in (concurrency, limited):
         assert run["glm_violations"] == 0
         assert run["fake_server_errors"] == 0
         assert run["glm_requests"] == run["chats"]
         assert run["redis_per_answer"]["round_trips"] > 0
     assert [row["stored"] for row in s["history"]["rows"]] == [10, 10, 1000, 1000]
-    assert s["scaleout"]["status"] in ("blocked", "todo", "ok")
+    assert set(s) == {"concurrency", "limits", "history"}
 
     text = readme.read_text()
     assert text.startswith("# Bench\n\nmethod text\n")
