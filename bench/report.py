@@ -121,6 +121,7 @@ def render(results: dict[str, Any]) -> str:
         _overhead(s.get("overhead")),
         _redis_section(s),
         _history(s.get("history")),
+        _formatting(s.get("formatting")),
         _scaleout(s.get("scaleout")),
     ]
     return "\n\n".join(p for p in parts if p)
@@ -483,6 +484,22 @@ def _history(section: dict[str, Any] | None) -> str:
             ],
             rows,
         )
+    )
+
+
+def _formatting(section: dict[str, Any] | None) -> str:
+    if not section:
+        return ""
+    rows = [
+        [r["kind"], _n(r["chars"]), _n(r["ms_p50"], 2), _n(r["us_per_char"], 2)]
+        for r in section["rows"]
+    ]
+    return (
+        "### Formatting: CPU of rendering one draft or edit\n\n"
+        "Every draft and edit renders the answer so far (`PartTracker.parts`). The fake GLM's "
+        "answers are plain words, the cheapest case; Markdown costs more per character. "
+        f"{_measured(section)}\n\n"
+        + _table(["text", "characters so far", "CPU per render p50 (ms)", "µs per character"], rows)
     )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import history_cost
+from bench import format_cost, history_cost
 from bench.analysis import Answer, bound_check, spread_ms
 from bench.load import run_load
 from bench.procs import Services
@@ -23,7 +23,7 @@ from bench.stack import (
 
 # Warm-up chats get ids far from the measured ones.
 WARMUP_IDS = 100_000
-SCENARIOS = ("concurrency", "limits", "overhead", "history", "scaleout")
+SCENARIOS = ("concurrency", "limits", "overhead", "history", "formatting", "scaleout")
 STANDARD_GLM = GLMProfile(first_token_ms=300, tokens_per_second=40, tokens=200)
 # Smoke: correctness only, so a short fast answer.
 SMOKE_GLM = GLMProfile(first_token_ms=50, tokens_per_second=200, tokens=40)
@@ -169,6 +169,12 @@ async def history(plan: Plan, services: Services, redis: Redis) -> dict[str, Any
     return {"rows": rows}
 
 
+async def formatting(plan: Plan, services: Services, redis: Redis) -> dict[str, Any]:
+    print("  formatting: CPU of one draft/edit render", flush=True)
+    sizes = [1000, 4000] if plan.mode != "smoke" else [1000]
+    return {"rows": format_cost.measure(sizes, iterations=plan.history_iterations)}
+
+
 async def run_scaleout(plan: Plan, services: Services, redis: Redis) -> dict[str, Any]:
     n = plan.scaleout_chats
     return await scaleout(n, services, redis, plan.glm, _timeout(plan, n))
@@ -179,6 +185,7 @@ RUNNERS: dict[str, Runner] = {
     "limits": limits,
     "overhead": overhead,
     "history": history,
+    "formatting": formatting,
     "scaleout": run_scaleout,
 }
 
