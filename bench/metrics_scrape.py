@@ -103,13 +103,17 @@ class LoopLagProbe:
             return {"unavailable": self.reason or "no metrics"}
         after = parse_buckets(text)
         if after:
-            p50 = bucket_quantile(self._before, after, 0.5)
-            p99 = bucket_quantile(self._before, after, 0.99)
-            return {
-                "p50_le": _ms(p50),
-                "p99_le": _ms(p99),
+            top = max((b for b in after if not math.isinf(b)), default=0.0)
+            figures: dict[str, Any] = {
                 "samples": after[max(after)] - self._before.get(max(after), 0.0),
+                "largest_bucket_ms": _ms(top),
             }
+            for name, q in (("p50_le", 0.5), ("p99_le", 0.99)):
+                # beyond the largest bucket: only "more than" is known (JSON has no infinity)
+                value = bucket_quantile(self._before, after, q)
+                figures[name] = None if math.isinf(value) else _ms(value)
+                figures[name.replace("_le", "_above_largest")] = math.isinf(value)
+            return figures
         gauges = parse_gauges(text)
         if gauges:
             return {name: _ms(value) for name, value in gauges.items()}
@@ -117,6 +121,6 @@ class LoopLagProbe:
 
 
 def _ms(seconds: float) -> float | None:
-    if math.isnan(seconds):
+    if math.isnan(seconds) or math.isinf(seconds):
         return None
-    return math.inf if math.isinf(seconds) else round(seconds * 1000, 1)
+    return round(seconds * 1000, 1)
