@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.keys import ConversationKey
 from tests.fakes.glm import Reply
+from tests.fakes.telegram import Limits
 from tests.harness import BotHarness, running_bot
 
 USER = 2002
@@ -136,3 +137,38 @@ async def test_unclosed_markdown_mid_stream_never_fails_to_parse(
         refused = [c for c in h.tg.calls if not c.ok and "parse" in (c.description or "")]
         assert not refused
         assert "print(1)" in message.text
+
+
+async def test_group_streaming_under_flood_limits_never_shows_an_error(
+    redis_url: str, key_prefix: str
+) -> None:
+    # The fake enforces Telegram's one message per second per chat while the bot is set
+    # to edit five times a second, and the first edit is refused with a 429 as well.
+    limits = Limits(per_chat_interval=1.0, group_per_minute=20, retry_after=1)
+    async with running_bot(
+        redis_url, key_prefix, reply=slow_reply(60, 0.03), fake_telegram={"limits": limits}
+    ) as h:
+        h.tg.fail_next("editMessageText", error_code=429, retry_after=1)
+        h.tg.group_text(
+            GROUP, ASKER, f"{BOT} go", entities=[{"type": "mention", "offset": 0, "length": 13}]
+        )
+        full = " ".join(f"w{i}" for i in range(60))
+        await h.tg.wait_for(lambda: h.last_text(GROUP) == full, timeout=20, what="full answer")
+        await h.wait_idle()
+        assert h.tg.rejected_429() >= 1
+        assert all("retry" not in t.lower() and "flood" not in t.lower() for t in h.texts(GROUP))
+
+
+async def test_deleted_message_mid_stream_continues_in_a_new_one(
+    redis_url: str, key_prefix: str
+) -> None:
+    async with running_bot(redis_url, key_prefix, reply=slow_reply(80, 0.03)) as h:
+        h.tg.group_text(
+            GROUP, ASKER, f"{BOT} go", entities=[{"type": "mention", "offset": 0, "length": 13}]
+        )
+        await h.wait_for_messages(GROUP, 1)
+        h.tg.delete_message(GROUP, h.tg.chat_messages(GROUP)[0].message_id)
+        await h.wait_idle(timeout=20)
+        remaining = h.tg.chat_messages(GROUP)
+        assert remaining, "the answer went on in a new message"
+        assert remaining[-1].text.endswith("w79")
