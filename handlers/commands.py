@@ -12,9 +12,9 @@ from bot.keys import ConversationKey
 from bot.texts import text
 from handlers.context import (
     conversation_key,
-    is_anonymous_admin,
     is_private,
     language,
+    sender_administers,
     user_id,
 )
 
@@ -36,12 +36,7 @@ async def on_reset(
 ) -> None:
     lang = language(message)
     # A group's history is shared: only its admins may wipe it.
-    if not await admins.may_administer(
-        message.chat.id,
-        user_id(message),
-        is_private=is_private(message),
-        anonymous_admin=is_anonymous_admin(message),
-    ):
+    if not await sender_administers(message, admins):
         await message.reply(text("admins_only", lang))
         return
     await conversation.reset(conversation_key(message))
@@ -57,12 +52,7 @@ async def on_stop(
     if asker is None and not conversation.is_answering(key):
         await message.reply(text("nothing_to_stop", lang))
         return
-    if asker != user_id(message) and not await admins.may_administer(
-        message.chat.id,
-        user_id(message),
-        is_private=is_private(message),
-        anonymous_admin=is_anonymous_admin(message),
-    ):
+    if asker != user_id(message) and not await sender_administers(message, admins):
         await message.reply(text("stop_not_allowed", lang))
         return
     conversation.stop(key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiogram.types import Message
 
+from bot.admins import AdminChecker
 from bot.keys import ConversationKey
 from bot.sanitize import display_name
 
@@ -54,3 +55,13 @@ def user_id(message: Message) -> int:
 def set_by(message: Message) -> str:
     """How a persona's author is shown later."""
     return f"{speaker(message)} (id {user_id(message)})"
+
+
+async def sender_administers(message: Message, admins: AdminChecker) -> bool:
+    """Whether the sender may change how the bot behaves in this chat."""
+    return await admins.may_administer(
+        message.chat.id,
+        user_id(message),
+        is_private=is_private(message),
+        anonymous_admin=is_anonymous_admin(message),
+    )

@@ -10,7 +10,7 @@ from bot.admins import AdminChecker
 from bot.config import Settings
 from bot.history import HistoryStore
 from bot.texts import text
-from handlers.context import is_anonymous_admin, language, user_id
+from handlers.context import language, sender_administers
 from handlers.group import LISTEN_FLAG
 
 
@@ -31,12 +31,7 @@ async def on_listen(
         listening = settings.groups.listen if current is None else current
         await message.reply(text("listen_on" if listening else "listen_off", lang))
         return
-    if not await admins.may_administer(
-        message.chat.id,
-        user_id(message),
-        is_private=False,
-        anonymous_admin=is_anonymous_admin(message),
-    ):
+    if not await sender_administers(message, admins):
         await message.reply(text("admins_only", lang))
         return
     await store.set_chat_flag(message.chat.id, LISTEN_FLAG, arg == "on")

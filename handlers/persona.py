@@ -13,11 +13,9 @@ from bot.personas import PersonaRejected, PersonaService
 from bot.texts import text
 from handlers.context import (
     conversation_key,
-    is_anonymous_admin,
-    is_private,
     language,
+    sender_administers,
     set_by,
-    user_id,
 )
 
 
@@ -44,12 +42,7 @@ async def on_persona(
         )
         return
 
-    if not await admins.may_administer(
-        message.chat.id,
-        user_id(message),
-        is_private=is_private(message),
-        anonymous_admin=is_anonymous_admin(message),
-    ):
+    if not await sender_administers(message, admins):
         await message.reply(text("persona_admins_only", lang))
         return
     try:
