@@ -9,6 +9,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from bot.admins import AdminChecker
+from bot.formatting import plain_parts
 from bot.personas import PersonaRejected, PersonaService
 from bot.texts import text
 from handlers.context import (
@@ -30,7 +31,10 @@ async def on_persona(
     verb = verb.lower()
 
     if not args:
-        await message.reply(await _describe(personas, message))
+        # A persona may be longer than one message once counted in UTF-16 units
+        # (emoji count twice), as Telegram counts.
+        for part in plain_parts(await _describe(personas, message)):
+            await message.reply(part)
         return
     if verb == "list" and not rest:
         presets = personas.presets()

@@ -8,7 +8,6 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
 from aiogram.types import ErrorEvent, Update
 from hypothesis import HealthCheck, given, settings
@@ -129,11 +128,6 @@ def private_text(user: int, update_id: int, text: str) -> dict[str, Any]:
     return {"update_id": update_id, "message": message}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by fuzzing: handlers/persona.py shows a persona in one message, but "
-    "PERSONA__MAX_LENGTH counts characters and Telegram's 4,096 limit counts UTF-16 units",
-)
 async def test_showing_a_persona_of_emoji_fits_a_message(
     redis_url: str, key_prefix: str, redis_client: aioredis.Redis
 ) -> None:
