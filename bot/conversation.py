@@ -19,7 +19,7 @@ from bot.context import Prompt, build_prompt
 from bot.history import HistoryStore, HistoryUnavailable, StoredMessage
 from bot.keys import ConversationKey
 from bot.llm import ErrorKind, GLMError, GLMOptions, StreamEnd, StreamEvent, TextDelta, Usage
-from bot.locks import ConversationLocks
+from bot.locks import ConversationLocks, TurnLocks
 from bot.pending import TurnJournal
 from bot.texts import text
 from bot.tokens import TokenCalibration, message_tokens
@@ -81,6 +81,10 @@ class AnswerResult:
     request_sent_at: float | None = None
     first_token_at: float | None = None
     finished_at: float | None = None
+    # From the writer: when the user first saw text (time.monotonic()) and the Bot API
+    # calls the answer cost; None and 0 for writers that do not count.
+    first_visible_at: float | None = None
+    api_calls: int = 0
     # Calibrated estimate of the last prompt sent: what a stopped or cut answer (GLM
     # reports `usage` only at the end) is charged for its prompt.
     estimated_prompt_tokens: int = 0
@@ -132,7 +136,7 @@ class ConversationService:
         options: GLMOptions,
         context_tokens: int,
         default_persona: str = "",
-        locks: ConversationLocks | None = None,
+        locks: TurnLocks | None = None,
         calibration: TokenCalibration | None = None,
         on_owner_alert: OwnerAlert | None = None,
         journal: TurnJournal | None = None,
@@ -238,7 +242,11 @@ class ConversationService:
             running = _Running(asker=turn.user_id)
             self._running[turn.key] = running
             try:
-                return await self._answer(turn, writer, running)
+                result = await self._answer(turn, writer, running)
+                # bot.streaming's writers count these; test doubles need not
+                result.first_visible_at = getattr(writer, "first_visible_at", None)
+                result.api_calls = getattr(writer, "api_calls", 0)
+                return result
             finally:
                 del self._running[turn.key]
                 if not self._locks.waiting(turn.key):

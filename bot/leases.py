@@ -35,8 +35,9 @@ import itertools
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -44,7 +45,7 @@ from redis.exceptions import RedisError
 
 from bot.keys import ConversationKey, Keys
 
-__all__ = ["RedisLeases"]
+__all__ = ["RedisLeases", "Reservation"]
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,26 @@ class _Turn:
     leased: bool = False
     # Redis may hold a ticket or lease of this turn (False after the enter script failed).
     in_redis: bool = False
+    # False for a reservation no hold() has claimed yet; such a turn keeps its place in
+    # line but is not counted as waiting.
+    claimed: bool = True
+    reserved_at: float = 0.0
+    # released, or given up: nothing more to do with it
+    done: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class Reservation:
+    """A place in a conversation's queue taken when an update arrived (see `reserve`)."""
+
+    key: ConversationKey
+    _turn: _Turn
+    _owner: RedisLeases
+
+
+# The reservation of the update being handled, set around its handling: a hold() of the
+# same conversation in this context takes the reserved place instead of a new one.
+_current: ContextVar[Reservation | None] = ContextVar("glmbot_lease_reservation", default=None)
 
 
 @dataclass(eq=False, slots=True)
@@ -219,15 +240,31 @@ class RedisLeases:
 
     @asynccontextmanager
     async def hold(self, key: ConversationKey) -> AsyncIterator[None]:
-        """Wait for this conversation's turn across all replicas, then hold it."""
+        """Wait for this conversation's turn across all replicas, then hold it.
+
+        Inside `reserved(r)` for this conversation, the turn takes r's place in line.
+        """
+        reservation = _current.get()
         conv = self._conversations.get(key)
-        if conv is None:
-            conv = self._conversations[key] = _Conversation()
-            conv.keeper = asyncio.create_task(self._keep(key, conv))
-        conv.users += 1
-        turn = _Turn(uuid.uuid4().hex, next(self._arrivals))
+        if (
+            reservation is not None
+            and reservation._owner is self
+            and reservation.key == key
+            and conv is not None
+            and not reservation._turn.claimed
+            and not reservation._turn.done
+        ):
+            turn = reservation._turn
+            turn.claimed = True
+            fresh = False
+        else:
+            conv = self._conversation(key)
+            conv.users += 1
+            turn = _Turn(uuid.uuid4().hex, next(self._arrivals))
+            fresh = True
         try:
-            await self._take_ticket(key, conv, turn, may_take=conv.holder is None)
+            if fresh:
+                await self._take_ticket(key, conv, turn, may_take=conv.holder is None)
             await self._wait_turn(key, conv, turn)
         except BaseException:
             await self._leave(key, conv, turn)
@@ -238,11 +275,57 @@ class RedisLeases:
             await self._release(key, conv, turn)
 
     def waiting(self, key: ConversationKey) -> int:
-        """Turns of this process queued behind the running one (or behind another replica)."""
+        """Turns of this process queued behind the running one (or behind another replica);
+        reservations not yet claimed by a turn do not count."""
         conv = self._conversations.get(key)
         if conv is None:
             return 0
-        return conv.users - (1 if conv.holder is not None else 0)
+        unclaimed = sum(1 for t in conv.waiters if not t.claimed)
+        return conv.users - unclaimed - (1 if conv.holder is not None else 0)
+
+    # -- reservations: a place in line from the moment an update arrives ------------------
+
+    async def reserve(self, key: ConversationKey) -> Reservation:
+        """Queue for `key` now, before the update that may ask is even parsed, so that its
+        place in line is its arrival at the webhook, not the end of its pre-processing.
+
+        Run the update's handling inside `reserved()`, then `release_unclaimed()`.
+        """
+        conv = self._conversation(key)
+        conv.users += 1
+        turn = _Turn(
+            uuid.uuid4().hex,
+            next(self._arrivals),
+            claimed=False,
+            reserved_at=asyncio.get_running_loop().time(),
+        )
+        try:
+            await self._take_ticket(key, conv, turn, may_take=conv.holder is None)
+        except BaseException:
+            await self._leave(key, conv, turn)
+            raise
+        return Reservation(key, turn, self)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def reserved(reservation: Reservation | None) -> Iterator[None]:
+        """Make `reservation` the current one (tasks created inside inherit it)."""
+        token = _current.set(reservation)
+        try:
+            yield
+        finally:
+            _current.reset(token)
+
+    @staticmethod
+    def current() -> Reservation | None:
+        return _current.get()
+
+    async def release_unclaimed(self, reservation: Reservation) -> None:
+        """Give the place up unless a turn took it (that turn releases it when done)."""
+        turn = reservation._turn
+        conv = self._conversations.get(reservation.key)
+        if conv is not None and not turn.claimed and not turn.done:
+            await self._leave(reservation.key, conv, turn)
 
     async def aclose(self) -> None:
         """Stop renewing (leases still held then expire after ttl)."""
@@ -252,6 +335,13 @@ class RedisLeases:
         await asyncio.gather(*keepers, return_exceptions=True)
 
     # -- internals ----------------------------------------------------------------------
+
+    def _conversation(self, key: ConversationKey) -> _Conversation:
+        conv = self._conversations.get(key)
+        if conv is None:
+            conv = self._conversations[key] = _Conversation()
+            conv.keeper = asyncio.create_task(self._keep(key, conv))
+        return conv
 
     def _keys_of(self, key: ConversationKey) -> list[str]:
         lease = self._keys.chat_scoped(key.chat_id, f"t{key.thread_id or 0}:lease")
@@ -339,7 +429,7 @@ class RedisLeases:
                     # the lease then expires after ttl; the next turn waits until then
                     self._failed("release", key, exc)
         finally:
-            turn.leased = False
+            turn.leased, turn.done = False, True
             conv.holder = None
             self._done(key, conv)
 
@@ -353,6 +443,7 @@ class RedisLeases:
         except RedisError as exc:
             self._failed("leave", key, exc)  # the ticket expires after ttl
         finally:
+            turn.done = True
             if conv.holder is turn:
                 conv.holder = None
             if turn in conv.waiters:
@@ -371,8 +462,21 @@ class RedisLeases:
     async def _keep(self, key: ConversationKey, conv: _Conversation) -> None:
         """Renew this process's lease and tickets of one conversation every ttl/3."""
         keys = self._keys_of(key)[:3]
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._ttl / 3)
+            # a reservation nobody claimed or released for a whole ttl was lost (its
+            # update failed before its handling began): do not let it block the queue
+            lost = [
+                turn
+                for turn in [conv.holder, *conv.waiters]
+                if turn is not None
+                and not turn.claimed
+                and loop.time() - turn.reserved_at > self._ttl
+            ]
+            for turn in lost:
+                log.warning("dropping a lost reservation of chat %s", key.chat_id)
+                await self._leave(key, conv, turn)
             holder = conv.holder.token if conv.holder is not None and conv.holder.leased else ""
             tickets = [t.token for t in conv.waiters if t.ticketed]
             if not holder and not tickets:

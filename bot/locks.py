@@ -9,7 +9,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Hashable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
+
+from bot.keys import ConversationKey
+
+
+class TurnLocks(Protocol):
+    """One answer at a time per conversation: `ConversationLocks` in one process,
+    `bot.leases.RedisLeases` across replicas."""
+
+    def hold(self, key: ConversationKey) -> AbstractAsyncContextManager[None]: ...
+
+    def waiting(self, key: ConversationKey) -> int: ...
 
 
 class _Slot:

@@ -96,7 +96,10 @@ async def test_one_holder_at_a_time_across_replicas_in_arrival_order(
 
 
 async def _queue_length(client: aioredis.Redis, prefix: str, length: int) -> None:
-    while await client.zcard(queue_key(prefix)) != length:
+    """Until the conversation's Redis queue holds `length` tickets (callers bound the wait)."""
+    while True:
+        if await client.zcard(queue_key(prefix)) == length:
+            return
         await asyncio.sleep(0.005)
 
 
@@ -258,3 +261,63 @@ async def test_without_redis_turns_are_still_ordered_in_the_process(
         await client.aclose()
     assert ran == [0, 1, 2, 3]
     assert "lease_enter" in errors
+
+
+async def test_a_reservation_keeps_the_place_of_its_arrival(
+    replicas: tuple[RedisLeases, RedisLeases, list[str]],
+    redis_client: aioredis.Redis,
+    key_prefix: str,
+) -> None:
+    a, b, errors = replicas
+    ran: list[str] = []
+    busy = asyncio.Event()
+    async with a.hold(KEY):
+        # an update reaches replica b first, then one reaches a; a's turn gets ready to
+        # ask first, but b's update arrived first and keeps its place
+        early = await b.reserve(KEY)
+        assert b.waiting(KEY) == 0  # a reservation is not a waiting turn yet
+        late = asyncio.create_task(_hold_and_log(a, "late", ran))
+        await asyncio.wait_for(_queue_length(redis_client, key_prefix, 2), 5)
+        busy.set()
+
+    async def claim() -> None:
+        with b.reserved(early):
+            await _hold_and_log(b, "early", ran)
+
+    await asyncio.sleep(0.1)  # the late turn had every chance to jump the queue
+    assert ran == []
+    await asyncio.wait_for(asyncio.gather(claim(), late), 5)
+    assert ran == ["early", "late"]
+    assert busy.is_set()
+    assert not errors
+
+
+async def _hold_and_log(leases: RedisLeases, name: str, ran: list[str]) -> None:
+    async with leases.hold(KEY):
+        ran.append(name)
+
+
+async def test_an_unclaimed_reservation_is_given_up(
+    replicas: tuple[RedisLeases, RedisLeases, list[str]],
+    redis_client: aioredis.Redis,
+    key_prefix: str,
+) -> None:
+    a, b, _ = replicas
+    reservation = await a.reserve(KEY)  # e.g. a command: no turn will claim it
+    waiter = asyncio.create_task(_hold_once(b))
+    await asyncio.sleep(0.1)
+    assert not waiter.done()
+    await a.release_unclaimed(reservation)
+    await asyncio.wait_for(waiter, 0.3)  # well within the ttl
+    assert await redis_client.zcard(queue_key(key_prefix)) == 0
+
+
+async def test_a_lost_reservation_expires(
+    replicas: tuple[RedisLeases, RedisLeases, list[str]],
+) -> None:
+    a, b, _ = replicas
+    await a.reserve(KEY)  # its update failed before anyone could claim or release it
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.wait_for(_hold_once(b), 5)
+    assert loop.time() - started >= 0.3  # about one ttl (0.4 s), not at once
