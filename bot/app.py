@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypedDict
 
 from aiogram import Bot, Dispatcher
@@ -13,12 +13,26 @@ from redis.asyncio import Redis
 
 from bot.access import AccessPolicy
 from bot.admins import AdminChecker
+from bot.answer_log import log_answer
+from bot.app_ops import (
+    answered_hooks,
+    create_leases,
+    create_metrics,
+    create_readiness,
+    metered,
+    observe_dispatcher,
+)
 from bot.config import Settings
 from bot.conversation import AnsweredHook, ConversationService, OwnerAlert
 from bot.dedup import UpdateDedup
+from bot.health import Readiness
 from bot.history import HistoryStore, create_history_store
 from bot.keys import Keys
+from bot.leases import RedisLeases
 from bot.llm import GLMClient, GLMOptions
+from bot.locks import TurnLocks
+from bot.metrics import Metrics
+from bot.observability_http import ObservabilityServer
 from bot.pending import TurnJournal
 from bot.personas import PersonaService
 from bot.quotas import Limits, QuotaService, create_meter_store
@@ -58,9 +72,14 @@ class App:
     llm: GLMClient
     conversation: ConversationService
     delivery: StreamDelivery
+    metrics: Metrics = field(default_factory=Metrics)
+    readiness: Readiness = field(default_factory=lambda: Readiness({}))
+    leases: RedisLeases | None = None
 
     async def aclose(self) -> None:
         """Release every connection and thread; the order matters little, all are independent."""
+        if self.leases is not None:
+            await self.leases.aclose()
         await self.llm.aclose()
         await self.store.aclose()
         if self.redis is not None:
@@ -106,6 +125,7 @@ def create_store(settings: Settings, bot_id: int) -> tuple[HistoryStore, Redis |
         idle_ttl=settings.history.idle_ttl,
         max_connections=settings.redis.max_connections,
         pool_timeout=settings.redis.pool_timeout,
+        mode=settings.redis.mode,
     )
     if redis is None:
         log.warning(
@@ -138,10 +158,12 @@ def create_conversation(
     on_owner_alert: OwnerAlert | None = None,
     journal: TurnJournal | None = None,
     on_answered: AnsweredHook | None = None,
+    locks: TurnLocks | None = None,
+    metrics: Metrics | None = None,
 ) -> ConversationService:
     return ConversationService(
         store=store,
-        model=create_breaker(settings, llm),
+        model=create_breaker(settings, metered(llm, metrics)),
         options=GLMOptions(
             model=settings.llm.model,
             max_tokens=settings.llm.max_tokens,
@@ -152,6 +174,7 @@ def create_conversation(
         on_owner_alert=on_owner_alert,
         journal=journal,
         on_answered=on_answered,
+        locks=locks,
     )
 
 
@@ -241,6 +264,8 @@ def create_dispatcher(
 def create_app(settings: Settings) -> App:
     bot = create_bot(settings)
     store, redis = create_store(settings, bot.id)
+    metrics = create_metrics(bot, redis)
+    leases = create_leases(settings, redis, bot.id, metrics)
     llm = create_llm(settings)
     quotas = create_quotas(settings, redis, bot.id)
     journal = create_journal(settings, bot, redis)
@@ -250,7 +275,9 @@ def create_app(settings: Settings) -> App:
         llm,
         on_owner_alert=create_owner_alert(settings, bot, redis),
         journal=journal,
-        on_answered=quotas.on_answered,
+        on_answered=answered_hooks(quotas.on_answered, metrics.on_answered, log_answer),
+        locks=leases,
+        metrics=metrics,
     )
     delivery = create_delivery(settings, bot)
     dispatcher = create_dispatcher(
@@ -267,15 +294,45 @@ def create_app(settings: Settings) -> App:
         dedup=create_dedup(settings, redis, bot.id),
         journal=journal,
     )
-    return App(settings, bot, dispatcher, store, redis, llm, conversation, delivery)
+    observe_dispatcher(dispatcher, metrics, conversation)
+    return App(
+        settings,
+        bot,
+        dispatcher,
+        store,
+        redis,
+        llm,
+        conversation,
+        delivery,
+        metrics=metrics,
+        readiness=create_readiness(settings, bot, store, redis),
+        leases=leases,
+    )
 
 
 async def run_polling(app: App) -> None:
+    observability = ObservabilityServer(app.metrics, app.readiness)
+    loop_lag = app.metrics.loop_lag_monitor()
     try:
+        if app.settings.metrics.port:
+            await observability.start(app.settings.metrics.host, app.settings.metrics.port)
+        await loop_lag.start()
         await app.dispatcher.start_polling(
             app.bot,
             allowed_updates=app.dispatcher.resolve_used_update_types(),
             close_bot_session=False,
         )
+    finally:
+        await loop_lag.stop()
+        await observability.stop()
+        await app.aclose()
+
+
+async def run_webhook(app: App) -> None:
+    """Serve Telegram's webhook until SIGINT/SIGTERM (see `bot.webhook`)."""
+    from bot.webhook import serve_webhook  # imports this module
+
+    try:
+        await serve_webhook(app)
     finally:
         await app.aclose()

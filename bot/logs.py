@@ -47,11 +47,17 @@ def secret_parts(token: str, api_key: str, redis_url: str | None) -> list[str]:
     return parts
 
 
-def setup_logging(level: str, secrets: Iterable[str]) -> None:
+def setup_logging(level: str, secrets: Iterable[str], log_format: str = "text") -> None:
+    """Log to stderr as readable text or, with ``log_format="json"``, one JSON object a line."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets)
-    )
+    if log_format == "json":
+        from bot.logs_json import JsonFormatter  # imports this module: import late
+
+        handler.setFormatter(JsonFormatter(secrets))
+    else:
+        handler.setFormatter(
+            RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets)
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

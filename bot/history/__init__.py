@@ -19,6 +19,7 @@ from bot.history.base import (
 from bot.history.memory_store import MemoryHistoryStore
 from bot.history.redis_store import RedisHistoryStore
 from bot.keys import ConversationKey, Keys
+from bot.redis_client import CountingRedis, create_sentinel_or_cluster_client, is_sentinel_url
 
 __all__ = [
     "ConversationContext",
@@ -47,27 +48,32 @@ _RETRIES = 3
 
 
 def create_redis_client(
-    redis_url: str, *, max_connections: int, pool_timeout: float
+    redis_url: str, *, max_connections: int, pool_timeout: float, mode: str = "standalone"
 ) -> aioredis.Redis:
     """A client on a blocking pool: a burst beyond `max_connections` waits up to
     `pool_timeout` seconds for a free connection instead of failing. Responses are
-    decoded to str. The caller closes it with `aclose()` (which closes the pool)."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        redis_url,
-        max_connections=max_connections,
-        timeout=pool_timeout,
-        decode_responses=True,
-        socket_timeout=_SOCKET_TIMEOUT,
-        socket_connect_timeout=_CONNECT_TIMEOUT,
-        socket_keepalive=True,
-        health_check_interval=_HEALTH_CHECK_INTERVAL,
-        retry=Retry(
+    decoded to str. The caller closes it with `aclose()` (which closes the pool).
+    Sentinel and Cluster (`mode`, or a redis+sentinel:// URL): see `bot.redis_client`."""
+    options = {
+        "decode_responses": True,
+        "socket_timeout": _SOCKET_TIMEOUT,
+        "socket_connect_timeout": _CONNECT_TIMEOUT,
+        "socket_keepalive": True,
+        "health_check_interval": _HEALTH_CHECK_INTERVAL,
+        "retry": Retry(
             ExponentialBackoff(cap=_RETRY_CAP, base=_RETRY_BASE),
             _RETRIES,
             supported_errors=(RedisConnectionError, RedisTimeoutError),
         ),
+    }
+    if mode != "standalone" or is_sentinel_url(redis_url):
+        return create_sentinel_or_cluster_client(
+            redis_url, mode=mode, max_connections=max_connections, **options
+        )
+    pool = aioredis.BlockingConnectionPool.from_url(
+        redis_url, max_connections=max_connections, timeout=pool_timeout, **options
     )
-    return aioredis.Redis.from_pool(pool)
+    return CountingRedis.from_pool(pool)
 
 
 def create_history_store(
@@ -79,6 +85,7 @@ def create_history_store(
     idle_ttl: int,
     max_connections: int,
     pool_timeout: float,
+    mode: str = "standalone",
 ) -> tuple[HistoryStore, aioredis.Redis | None]:
     """The Redis store and its client, or the in-memory store and None without a URL.
 
@@ -88,7 +95,7 @@ def create_history_store(
     if redis_url is None:
         return MemoryHistoryStore(max_messages=max_messages), None
     client = create_redis_client(
-        redis_url, max_connections=max_connections, pool_timeout=pool_timeout
+        redis_url, max_connections=max_connections, pool_timeout=pool_timeout, mode=mode
     )
     store = RedisHistoryStore(
         client, Keys(prefix, bot_id), max_messages=max_messages, idle_ttl=idle_ttl

@@ -1,0 +1,117 @@
+"""Factories for running in production: metrics, readiness, Redis leases, after-answer
+hooks. `bot.app.create_app` calls them; kept apart so the composition stays readable."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from aiogram import Bot, Dispatcher
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from bot.config import Settings
+from bot.health import Check, Readiness
+from bot.history import HistoryStore
+from bot.keys import Keys
+from bot.leases import RedisLeases
+from bot.metrics import MeteredModel, Metrics
+from bot.metrics_aiogram import TelegramCallMetrics, UpdateMetrics
+from bot.redis_client import on_redis_error
+
+if TYPE_CHECKING:
+    from bot.conversation import AnsweredHook, AnswerResult, ChatModel, ConversationService, Turn
+
+__all__ = [
+    "answered_hooks",
+    "create_leases",
+    "create_metrics",
+    "create_readiness",
+    "metered",
+    "observe_dispatcher",
+]
+
+log = logging.getLogger(__name__)
+
+
+def create_metrics(bot: Bot, redis: Redis | None) -> Metrics:
+    """A registry for this app, fed by the bot's Bot API calls and the Redis client."""
+    metrics = Metrics()
+    bot.session.middleware(TelegramCallMetrics(metrics))
+    if redis is not None:
+        on_redis_error(redis, metrics.redis_error)
+    return metrics
+
+
+def observe_dispatcher(
+    dispatcher: Dispatcher, metrics: Metrics, conversation: ConversationService
+) -> None:
+    """Count updates by type and outcome, and read answers in flight at each scrape."""
+    dispatcher.update.outer_middleware(UpdateMetrics(metrics))
+    metrics.track_in_flight(lambda: conversation.in_flight)
+
+
+def metered(model: ChatModel, metrics: Metrics | None) -> ChatModel:
+    """`model`, counting its errors and tokens in `metrics` (unchanged without metrics)."""
+    return model if metrics is None else MeteredModel(model, metrics)
+
+
+def leases_enabled(settings: Settings, redis: Redis | None) -> bool:
+    """Leases in webhook mode with Redis ("auto"), or as configured."""
+    if redis is None:
+        return False
+    choice = settings.leases.enabled
+    return choice == "on" or (choice == "auto" and settings.telegram.mode == "webhook")
+
+
+def create_leases(
+    settings: Settings, redis: Redis | None, bot_id: int, metrics: Metrics | None = None
+) -> RedisLeases | None:
+    """Conversation leases shared by replicas, or None for in-process locks only."""
+    if redis is None or not leases_enabled(settings, redis):
+        return None
+    return RedisLeases(
+        redis,
+        Keys(settings.redis.key_prefix, bot_id),
+        ttl=settings.leases.ttl,
+        poll_interval=settings.leases.poll_interval,
+        on_error=metrics.redis_error if metrics is not None else None,
+    )
+
+
+def create_readiness(
+    settings: Settings, bot: Bot, store: HistoryStore, redis: Redis | None
+) -> Readiness:
+    """/readyz: Redis answers PING (when configured) and the Bot API answers getMe."""
+    checks: dict[str, Check] = {}
+    if redis is not None:
+
+        async def redis_ready() -> bool:
+            try:
+                return bool(await redis.ping())
+            except RedisError:
+                return False
+
+        checks["redis"] = redis_ready
+
+    async def telegram_ready() -> bool:
+        await bot.get_me()
+        return True
+
+    checks["telegram"] = telegram_ready
+    return Readiness(checks, cache_seconds=settings.metrics.readiness_cache)
+
+
+def answered_hooks(*hooks: AnsweredHook | None) -> AnsweredHook:
+    """One after-answer hook calling each of `hooks` in turn; one failing does not stop
+    the others (each failure is logged)."""
+    chosen = [hook for hook in hooks if hook is not None]
+
+    async def run_all(turn: Turn, result: AnswerResult) -> None:
+        for hook in chosen:
+            try:
+                await hook(turn, result)
+            except Exception:
+                log.exception("an after-answer hook failed for chat %s", turn.key.chat_id)
+
+    return run_all
