@@ -8,9 +8,11 @@ import logging
 import os
 import sys
 
-from bot.app import create_app, run_polling
+from bot.app import create_app, run_polling, run_webhook
 from bot.config import ConfigError, load_settings
 from bot.logs import secret_parts, setup_logging
+from bot.logs_json import resolve_log_format
+from bot.webhook import check_webhook_settings, webhook_secret
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,28 +21,38 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
-    except ConfigError as exc:
+        mode = args.mode or settings.telegram.mode
+        # the factories read the mode (leases are on in webhook mode)
+        settings.telegram.mode = mode
+        if mode == "webhook":
+            check_webhook_settings(settings)
+        log_format = resolve_log_format(settings.logging.format, os.environ.get("LOG_FORMAT"))
+    except (ConfigError, ValueError) as exc:
         print(f"glmbot: configuration error: {exc}", file=sys.stderr)
         return 2
     setup_logging(
         os.environ.get("LOG_LEVEL", "INFO"),
-        secret_parts(
-            settings.telegram_bot_token.get_secret_value(),
-            settings.zhipu_api_key.get_secret_value(),
-            settings.redis_url.get_secret_value() if settings.redis_url else None,
-        ),
+        [
+            *secret_parts(
+                settings.telegram_bot_token.get_secret_value(),
+                settings.zhipu_api_key.get_secret_value(),
+                settings.redis_url.get_secret_value() if settings.redis_url else None,
+            ),
+            webhook_secret(settings),
+        ],
+        log_format,
     )
-    mode = args.mode or settings.telegram.mode
-    if mode == "webhook":
-        print("glmbot: webhook mode is not available yet", file=sys.stderr)
-        return 2
     try:
         app = create_app(settings)
     except ValueError as exc:  # e.g. a token without the "<id>:" prefix
         print(f"glmbot: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.getLogger("bot").info("starting: long polling, model %s", settings.llm.model)
-    asyncio.run(run_polling(app))
+    if mode == "webhook":
+        logging.getLogger("bot").info("starting: webhook, model %s", settings.llm.model)
+        asyncio.run(run_webhook(app))
+    else:
+        logging.getLogger("bot").info("starting: long polling, model %s", settings.llm.model)
+        asyncio.run(run_polling(app))
     return 0
 
 

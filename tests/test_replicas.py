@@ -1,0 +1,275 @@
+"""Two real bot processes in webhook mode on one Redis, fed round-robin like replicas
+behind a load balancer: every update is answered once, in order per chat, and every
+conversation's history is complete."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+
+from bot.history import RedisHistoryStore
+from bot.keys import ConversationKey, Keys
+from tests.fakes.glm import FakeGLM, Reply
+from tests.fakes.telegram import FakeTelegram
+from tests.harness import API_KEY
+from tests.webhook_updates import free_port, private_text_update
+
+ROOT = Path(__file__).resolve().parent.parent
+# Starting a process imports aiogram, zhipuai and pydantic: slow on a busy machine.
+START_TIMEOUT = 120.0
+
+
+@dataclass
+class Replica:
+    proc: subprocess.Popen[bytes]
+    webhook_url: str
+    metrics_url: str
+    log_path: Path
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for raw in self.log_path.read_text().splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except ValueError:
+                lines.append({"level": "RAW", "message": raw})
+        return lines
+
+
+def start_replica(
+    n: int, tg: FakeTelegram, glm: FakeGLM, redis_url: str, key_prefix: str, tmp_path: Path
+) -> Replica:
+    port, metrics_port = free_port(), free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "TELEGRAM_BOT_TOKEN": tg.token,
+        "ZHIPU_API_KEY": API_KEY,
+        "ZHIPU_BASE_URL": glm.api_base,
+        "TELEGRAM_API_BASE": tg.base_url,
+        "REDIS_URL": redis_url,
+        "REDIS__KEY_PREFIX": key_prefix,
+        # what Telegram would call: the load balancer (here the test's RoundRobin)
+        "WEBHOOK__PUBLIC_URL": "http://127.0.0.1:1",
+        "WEBHOOK__HOST": "127.0.0.1",
+        "WEBHOOK__PORT": str(port),
+        "METRICS__HOST": "127.0.0.1",
+        "METRICS__PORT": str(metrics_port),
+        "METRICS__READINESS_CACHE": "0",
+        "LEASES__POLL_INTERVAL": "0.02",
+        "STREAM__EDIT_INTERVAL": "0.2",
+        "STREAM__DRAFT_INTERVAL": "0.1",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",
+    }
+    log_path = tmp_path / f"replica{n}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "webhook"], cwd=ROOT, env=env, stderr=log
+        )
+    return Replica(
+        proc,
+        f"http://127.0.0.1:{port}/telegram/webhook",
+        f"http://127.0.0.1:{metrics_port}",
+        log_path,
+    )
+
+
+class RoundRobin:
+    """The load balancer: each update to the next replica, one at a time like Telegram."""
+
+    def __init__(self, session: aiohttp.ClientSession, urls: list[str], secret: str) -> None:
+        self._session = session
+        self._urls = urls
+        self._secret = secret
+        self._next = 0
+        self._ids = itertools.count(1)
+        self.sent: list[tuple[int, int]] = []  # (update_id, replica)
+
+    async def deliver(self, update: dict[str, Any], *, to: int | None = None) -> None:
+        replica = self._next % len(self._urls) if to is None else to
+        self._next += 1
+        update.setdefault("update_id", next(self._ids))
+        headers = {"X-Telegram-Bot-Api-Secret-Token": self._secret}
+        async with self._session.post(self._urls[replica], json=update, headers=headers) as resp:
+            assert resp.status == 200, await resp.text()
+        self.sent.append((update["update_id"], replica))
+
+
+async def poll(predicate: Callable[[], Any], what: str, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def two_replicas(
+    redis_url: str, key_prefix: str, tmp_path: Path, redis_client: aioredis.Redis
+) -> AsyncIterator[tuple[FakeTelegram, FakeGLM, list[Replica]]]:
+    async with FakeTelegram() as tg, FakeGLM() as glm:
+        replicas = [start_replica(n, tg, glm, redis_url, key_prefix, tmp_path) for n in range(2)]
+        try:
+            async with aiohttp.ClientSession() as session:
+
+                async def ready() -> bool:
+                    for replica in replicas:
+                        if replica.proc.poll() is not None:
+                            raise AssertionError(
+                                f"a replica exited: {replica.log_path.read_text()}"
+                            )
+                        try:
+                            async with session.get(f"{replica.metrics_url}/readyz") as resp:
+                                if resp.status != 200:
+                                    return False
+                        except aiohttp.ClientError:
+                            return False
+                    return len(tg.calls_of("setWebhook")) == 2
+
+                await poll(ready, "both replicas ready", START_TIMEOUT)
+            yield tg, glm, replicas
+        finally:
+            for replica in replicas:
+                if replica.proc.poll() is None:
+                    replica.proc.send_signal(signal.SIGTERM)
+            for replica in replicas:
+                try:
+                    replica.proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    replica.proc.kill()
+                    replica.proc.wait()
+
+
+def answer_to(question: str) -> str:
+    return f"Re: {question}"
+
+
+async def test_two_replicas_answer_each_update_once_in_order_per_chat(
+    two_replicas: tuple[FakeTelegram, FakeGLM, list[Replica]],
+    redis_client: aioredis.Redis,
+    key_prefix: str,
+) -> None:
+    tg, glm, replicas = two_replicas
+    # long enough that later turns of a chat arrive while earlier ones are answered
+    glm.set_responder(
+        lambda body: Reply(
+            text=answer_to(body["messages"][-1]["content"]),
+            first_token_delay=0.15,
+            token_interval=0.01,
+        )
+    )
+    alice, bob, carol = 6001, 6002, 6003
+    burst = [
+        (alice, "a1"),
+        (alice, "a2"),
+        (bob, "b1"),
+        (alice, "a3"),
+        (carol, "c1"),
+        (bob, "b2"),
+        (alice, "a4"),
+        (bob, "b3"),
+        (alice, "a5"),
+        (carol, "c2"),
+    ]
+    assert tg.webhook_secret is not None
+    async with aiohttp.ClientSession() as session:
+        balancer = RoundRobin(session, [r.webhook_url for r in replicas], tg.webhook_secret)
+        for user, question in burst:
+            await balancer.deliver(private_text_update(tg, user, question))
+
+    expected = {user: [q for u, q in burst if u == user] for user in (alice, bob, carol)}
+    try:
+        await tg.wait_for(
+            lambda: all(
+                [m.text for m in tg.chat_messages(user)] == [answer_to(q) for q in questions]
+                for user, questions in expected.items()
+            ),
+            timeout=60,
+            what="every update answered, in order",
+        )
+    except AssertionError:
+        for user in expected:
+            print(user, [m.text for m in tg.chat_messages(user)])
+        print([r["messages"] for r in glm.requests])
+        for r in replicas:
+            print(r.log_path.read_text()[-6000:])
+        raise
+
+    # each turn was asked once, with every earlier turn of its chat before it, in order
+    asked = [r["messages"] for r in glm.requests]
+    assert len(asked) == len(burst)
+    for questions in expected.values():
+        for k, question in enumerate(questions):
+            (messages,) = [m for m in asked if m[-1]["content"] == question]
+            history = []
+            for earlier in questions[:k]:
+                history += [
+                    {"role": "user", "content": earlier},
+                    {"role": "assistant", "content": answer_to(earlier)},
+                ]
+            assert messages == [*history, {"role": "user", "content": question}], question
+
+    # the stored histories are complete
+    store = RedisHistoryStore(redis_client, Keys(key_prefix, tg.bot_id))
+    for user, questions in expected.items():
+
+        async def stored(user: int = user, questions: list[str] = questions) -> bool:
+            context = await store.load_context(ConversationKey(user), 10**6)
+            want = [(role, text) for q in questions for role, text in _turn(q)]
+            return [(m.role, m.content) for m in context.messages] == want
+
+        await poll(stored, f"the history of {user}", 10)
+
+    # both replicas answered (each handles the updates it received), one log line each
+    def answer_lines() -> list[list[dict[str, Any]]]:
+        return [
+            [line for line in replica.log_lines() if line.get("logger") == "bot.answers"]
+            for replica in replicas
+        ]
+
+    async def all_logged() -> bool:
+        return sum(len(lines) for lines in answer_lines()) >= len(burst)
+
+    await poll(all_logged, "an answer line per answer", 10)
+    answered = answer_lines()
+    assert [len(lines) for lines in answered] == [5, 5]
+    for lines in answered:
+        for line in lines:
+            assert line["outcome"] == "completed"
+            assert line["chat_id"] in expected
+            assert "a1" not in line["message"]  # no content at info level
+
+    # the metrics a benchmark would scrape
+    async with aiohttp.ClientSession() as session:
+        for replica in replicas:
+            async with session.get(f"{replica.metrics_url}/metrics") as resp:
+                text = await resp.text()
+            assert 'glmbot_answers_total{outcome="completed"} 5.0' in text
+            (lag_count,) = re.findall(r"^glmbot_event_loop_lag_seconds_count (\S+)$", text, re.M)
+            assert float(lag_count) > 0
+
+    for replica in replicas:
+        replica.proc.send_signal(signal.SIGTERM)
+    for replica in replicas:
+        assert await asyncio.to_thread(replica.proc.wait, 60) == 0
+        errors = [line for line in replica.log_lines() if line.get("level") in ("ERROR", "RAW")]
+        assert not errors, errors
+
+
+def _turn(question: str) -> list[tuple[str, str]]:
+    return [("user", question), ("assistant", answer_to(question))]
