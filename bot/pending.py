@@ -48,6 +48,8 @@ PREVIEW_CHARS = 80
 # Redis answers in well under a millisecond; an answer is not held longer than this for
 # its bookkeeping.
 _REDIS_TIMEOUT = 2.0
+# Longest wait at shutdown for a sweep in progress (it may be telling users).
+_STOP_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,7 @@ class TurnJournal:
         # tickets whose removal failed (Redis away); retried on each heartbeat
         self._leftovers: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     # -- around each answer ------------------------------------------------------------
 
@@ -139,15 +142,21 @@ class TurnJournal:
         """Mark this process alive, then sweep and beat in the background."""
         if self._task is None:
             await self._beat()
-            self._task = asyncio.create_task(self._run(), name="pending-turns")
+            self._stopping = asyncio.Event()
+            self._task = asyncio.create_task(self._run(self._stopping), name="pending-turns")
 
     async def stop(self) -> None:
         """Stop beating and say this process is gone, so its leftovers are reported soon."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Asked, not cancelled: on Python 3.11 a cancellation that lands as a Redis
+            # command completes is swallowed by asyncio.wait_for inside redis-py, and the
+            # loop would go on beating for ever. A stuck step is cut after a bound.
+            self._stopping.set()
+            done, _ = await asyncio.wait({task}, timeout=_STOP_TIMEOUT)
+            if not done:
+                task.cancel()
+                await asyncio.wait({task}, timeout=_STOP_TIMEOUT)
         await self._clear_leftovers()
         try:
             async with asyncio.timeout(_REDIS_TIMEOUT):
@@ -155,17 +164,20 @@ class TurnJournal:
         except (RedisError, TimeoutError) as exc:
             log.warning("could not remove the liveness mark: %s", exc)
 
-    async def _run(self) -> None:
-        while True:
+    async def _run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
             try:
                 await self.sweep()
             except (RedisError, TimeoutError) as exc:
                 log.warning("pending turns: sweep failed: %s", exc)
             except Exception:  # a bug here must not end the heartbeat
                 log.exception("pending turns: sweep failed")
-            await asyncio.sleep(self._heartbeat)
-            await self._beat()
-            await self._clear_leftovers()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._heartbeat):
+                    await stopping.wait()
+            if not stopping.is_set():
+                await self._beat()
+                await self._clear_leftovers()
 
     async def _beat(self) -> None:
         try:

@@ -89,7 +89,8 @@ async def test_turns_of_a_live_process_or_our_own_are_left_alone(
     redis_client: aioredis.Redis, key_prefix: str
 ) -> None:
     notices, clock = Notices(), Clock()
-    live = journal(redis_client, key_prefix, notices, clock, "live")
+    # live sweeps in the background: on a clock of its own, nothing ever looks old to it
+    live = journal(redis_client, key_prefix, notices, Clock(), "live")
     other = journal(redis_client, key_prefix, notices, clock, "other")
     await live.start()
     try:
@@ -122,3 +123,23 @@ async def test_redis_down_costs_the_answer_nothing(key_prefix: str) -> None:
         await j.stop()
     finally:
         await dead.aclose()
+
+
+async def test_stop_ends_the_heartbeat_whenever_it_comes(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    """Stopped in the middle of Redis commands, where a cancellation can get lost."""
+    for n in range(20):
+        j = TurnJournal(
+            redis_client,
+            Keys(key_prefix, BOT_ID),
+            Notices(),
+            heartbeat=60,
+            grace=30,
+            instance=f"i{n}",
+        )
+        await j.start()
+        await j.begin(turn(5))
+        async with asyncio.timeout(5):
+            await j.stop()
+        assert not await redis_client.exists(Keys(key_prefix, BOT_ID).bot_scoped(f"instance:i{n}"))
