@@ -15,6 +15,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -126,6 +127,7 @@ class AiohttpTransport(httpx.BaseTransport):
         self._headers_budget = connect_timeout + read_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[str, str] = {}
         # The SDK's Python work (about 1 ms a request) runs in one worker at a time.
         # A burst of a thousand runnable workers would each compete with the event loop
         # for the GIL, and the loop, one waiter among a thousand, would stall for
@@ -154,10 +156,13 @@ class AiohttpTransport(httpx.BaseTransport):
             ),
             # httpx keeps the cookies (it sees Set-Cookie in the headers handed back)
             cookie_jar=aiohttp.DummyCookieJar(),
-            # proxies from the environment, as httpx would; httpx's own is turned off
-            # so that it never routes around this transport
-            trust_env=True,
+            # Not trust_env: it costs two default-executor trips per request (netrc,
+            # proxies), and a netrc entry would replace the SDK's Authorization header.
+            trust_env=False,
         )
+        # Proxies from the environment, as httpx honoured them (its own lookup is off,
+        # so that it never routes around this transport); read once.
+        self._proxies = urllib.request.getproxies_environment()
         self._loop = asyncio.get_running_loop()
 
     async def aclose(self) -> None:
@@ -203,6 +208,12 @@ class AiohttpTransport(httpx.BaseTransport):
             if gated:
                 self._gate.acquire()
 
+    def _proxy_for(self, url: httpx.URL) -> str | None:
+        proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
+        if proxy is None or urllib.request.proxy_bypass(url.host):
+            return None
+        return proxy
+
     async def _send(
         self, request: httpx.Request, content: bytes, exchange: Exchange
     ) -> httpx.Response:
@@ -228,6 +239,7 @@ class AiohttpTransport(httpx.BaseTransport):
                     headers=headers,
                     data=content or None,
                     allow_redirects=False,
+                    proxy=self._proxy_for(request.url),
                 )
                 if 200 <= response.status < 300:
                     exchange.responded(response)

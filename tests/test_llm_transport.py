@@ -181,3 +181,15 @@ async def test_streams_started_at_once_wait_for_a_slot_then_all_answer(
     assert answers == ["Hello"] * 10
     assert server.arrived == 10
     await wait_until(lambda: client.in_flight == 0, "every slot to be freed")
+
+
+async def test_a_proxy_from_the_environment_is_used(
+    server: Server, make_client: Callable[..., GLMClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the test server plays the proxy: the name below resolves nowhere
+    monkeypatch.setenv("HTTP_PROXY", server.api_base.removesuffix("/v4"))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = make_client(base_url="http://glm.invalid/v4")
+    assert await answer(client) == "Hello"
+    assert server.arrived == 1
