@@ -140,12 +140,12 @@ def _targets(s: dict[str, Any]) -> str:
     lim = (s.get("limits") or {}).get("runs") or []
     if over:
         beyond = over.get("first_visible_beyond_glm_private_ms") or {}
+        group_beyond = over.get("first_visible_beyond_glm_group_ms") or {}
         p50 = beyond.get("p50")
         rows.append(
             [
                 "first visible text within 50 ms of the first GLM token (median, low concurrency)",
-                f"{_n(p50)} ms (private, drafts); groups "
-                f"{_n((over.get('first_visible_beyond_glm_group_ms') or {}).get('p50'))} ms",
+                f"{_n(p50)} ms (private, drafts); groups {_n(group_beyond.get('p50'))} ms",
                 _ok(None if p50 is None else p50 <= 50),
             ]
         )
@@ -174,13 +174,20 @@ def _targets(s: dict[str, Any]) -> str:
                 ]
             )
         for key, label in (
-            ("update_to_glm_request_ms", "update reaches the bot → GLM request sent"),
-            ("last_chunk_to_final_ms", "last GLM chunk → final Telegram message/edit"),
+            ("update_to_glm_request", "update reaches the bot → GLM request sent"),
+            ("last_chunk_to_final", "last GLM chunk → final Telegram message/edit"),
         ):
-            spread = over.get(key) or {}
-            p50, p99 = spread.get("p50"), spread.get("p99")
+            private = over.get(f"{key}_private_ms") or {}
+            group = over.get(f"{key}_group_ms") or {}
+            p50, p99 = private.get("p50"), private.get("p99")
             met = None if p50 is None or p99 is None else p50 < 5 and p99 < 20
-            rows.append([f"{label}: p50 < 5 ms, p99 < 20 ms", f"{_pair(spread, 1)} ms", _ok(met)])
+            measured = f"private {_pair(private, 1)} ms; groups {_pair(group, 1)} ms"
+            verdict = _ok(met)
+            if key == "last_chunk_to_final":
+                # a group's final edit waits for the chat's 1 s slot: pacing, not overhead
+                measured += " (groups: waiting for the chat's next 1 s slot)"
+                verdict += " (private chats)"
+            rows.append([f"{label}: p50 < 5 ms, p99 < 20 ms", measured, verdict])
     for run in lim:
         done = run["completed"] == run["chats"]
         rows.append(
@@ -366,20 +373,20 @@ def _overhead(section: dict[str, Any] | None) -> str:
         return "### Overhead at low concurrency\n\nNot run yet."
     rows = []
     for key, label in (
-        ("update_to_glm_request_ms", "update handed to the bot (getUpdates) → GLM request arrives"),
-        ("last_chunk_to_final_ms", "last GLM chunk written → final message/edit arrives"),
-        ("first_visible_beyond_glm_private_ms", "first GLM token → first draft (private)"),
-        ("first_visible_beyond_glm_group_ms", "first GLM token → first message (group)"),
-        ("push_to_delivery_ms", "update pushed → handed to the bot (long poll)"),
+        ("update_to_glm_request", "update handed to the bot (getUpdates) → GLM request arrives"),
+        ("first_visible_beyond_glm", "first GLM token → first visible text (draft / message)"),
+        ("last_chunk_to_final", "last GLM chunk written → final message or edit arrives"),
+        ("push_to_delivery", "update pushed → handed to the bot (long poll)"),
     ):
-        spread = section.get(key) or {}
+        private = section.get(f"{key}_private_ms") or {}
+        group = section.get(f"{key}_group_ms") or {}
         rows.append(
             [
                 label,
-                _n(spread.get("p50"), 1),
-                _n(spread.get("p99"), 1),
-                _n(spread.get("max"), 1),
-                _n(spread.get("n")),
+                _pair(private, 1),
+                _n(private.get("max"), 1),
+                _pair(group, 1),
+                _n(group.get("max"), 1),
             ]
         )
     calls = []
@@ -404,7 +411,18 @@ def _overhead(section: dict[str, Any] | None) -> str:
         f"### Overhead at low concurrency\n\n{section['chats']} chats (privates and groups "
         f"alternating), one question every {section['stagger_seconds']:g} s. "
         f"{_measured(section)}\n\n"
-        + _table(["path", "p50 (ms)", "p99 (ms)", "max (ms)", "answers"], rows)
+        + _table(
+            [
+                "path",
+                "private p50 / p99 (ms)",
+                "private max (ms)",
+                "group p50 / p99 (ms)",
+                "group max (ms)",
+            ],
+            rows,
+        )
+        + "\n\nIn groups the final edit may wait for the chat's next slot: the bot keeps one "
+        "message or edit per second per chat, as Telegram asks."
         + "\n\n#### Bot API calls per answer vs 2 + ⌈stream seconds / interval⌉ + splits\n\n"
         + _table(
             ["answers", "interval", "within bound", "mean calls", "mean bound", "worst excess"],

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench import format_cost, history_cost
-from bench.analysis import Answer, bound_check, spread_ms
+from bench.analysis import bound_check, spread_ms
 from bench.load import run_load
 from bench.procs import Services
 from bench.scaleout import scaleout
@@ -64,8 +64,8 @@ def make_plan(mode: str, chats: list[int] | None) -> Plan:
     else:
         plan = Plan(
             mode, STANDARD_GLM, concurrency=[50, 200, 500, 1000], limits_private=200,
-            limits_groups=50, limits_methods=["draft", "edit"], overhead_private=20,
-            overhead_groups=10, overhead_stagger=0.5, history_sizes=[10, 1000, 100_000],
+            limits_groups=50, limits_methods=["draft", "edit"], overhead_private=14,
+            overhead_groups=6, overhead_stagger=1.0, history_sizes=[10, 1000, 100_000],
             history_iterations=50, scaleout_chats=200,
         )  # fmt: skip
     if chats:
@@ -140,8 +140,11 @@ async def overhead(plan: Plan, services: Services, redis: Redis) -> dict[str, An
         warmup=private_chats(3, start=WARMUP_IDS) + group_chats(2, start=WARMUP_IDS),
     )
     figures["stagger_seconds"] = plan.overhead_stagger
-    figures["first_visible_beyond_glm_private_ms"] = _beyond(records, group=False)
-    figures["first_visible_beyond_glm_group_ms"] = _beyond(records, group=True)
+    for name, start, end in _PATHS:
+        for kind, group in (("private", False), ("group", True)):
+            figures[f"{name}_{kind}_ms"] = spread_ms(
+                [a.span(start, end) for a in records if a.group == group and a.complete]
+            )
     figures["private_calls_edit_interval"] = bound_check([a for a in records if not a.group], 1.0)
     return figures
 
@@ -155,10 +158,13 @@ def _interleaved(n_private: int, n_groups: int) -> list[Chat]:
     return out
 
 
-def _beyond(records: list[Answer], *, group: bool) -> dict[str, float | None]:
-    return spread_ms(
-        [a.span("glm_first_token_at", "first_visible_at") for a in records if a.group == group]
-    )
+# (figure, from, to) measured per chat kind in the overhead scenario
+_PATHS = (
+    ("update_to_glm_request", "delivered_at", "glm_received_at"),
+    ("first_visible_beyond_glm", "glm_first_token_at", "first_visible_at"),
+    ("last_chunk_to_final", "glm_last_chunk_at", "last_shown_at"),
+    ("push_to_delivery", "pushed_at", "delivered_at"),
+)
 
 
 async def history(plan: Plan, services: Services, redis: Redis) -> dict[str, Any]:
