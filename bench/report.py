@@ -364,7 +364,10 @@ def _limits(section: dict[str, Any] | None) -> str:
             ],
             rows,
         )
-        + f"\n\nBaseline from the brief: {BASELINE}."
+        + f"\n\nBaseline from the brief: {BASELINE}. With edits, each chat's first text is a "
+        "`sendMessage` under the bot-wide budget of 30 messages/s, so 250 first messages need "
+        "at least 8.3 s and the median first text cannot come much before 4 s; a draft is "
+        "not a message and escapes that budget."
     )
 
 
