@@ -139,8 +139,8 @@ class ConversationService:
         locks: TurnLocks | None = None,
         calibration: TokenCalibration | None = None,
         on_owner_alert: OwnerAlert | None = None,
-        journal: TurnJournal | None = None,
         on_answered: AnsweredHook | None = None,
+        journal: TurnJournal | None = None,
     ) -> None:
         self.store = store
         self._model = model
@@ -150,9 +150,9 @@ class ConversationService:
         self._locks = locks or ConversationLocks()
         self._calibration = calibration or TokenCalibration()
         self._on_owner_alert = on_owner_alert
+        self._on_answered = on_answered
         # records turns in progress, so a crash is reported to their users at restart
         self._journal = journal
-        self._on_answered = on_answered
         self._running: dict[ConversationKey, _Running] = {}
         # /stop also clears queued turns: a turn only runs if no /stop came since it queued
         self._epochs: dict[ConversationKey, int] = {}
@@ -171,6 +171,10 @@ class ConversationService:
 
     def is_answering(self, key: ConversationKey) -> bool:
         return key in self._running
+
+    def waiting(self, key: ConversationKey) -> int:
+        """Turns queued behind the running one."""
+        return self._locks.waiting(key)
 
     def asker(self, key: ConversationKey) -> int | None:
         running = self._running.get(key)
