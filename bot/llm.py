@@ -14,7 +14,8 @@ slow or busy consumer gets merged text).
 Load check, 1,000 streams (fake GLM: 300 ms to first token, 40 tokens/s, 200 tokens; fake
 and client on the same 2 cores): before, 48-55 s, loop lag max 11-12 s, 3-7 failed, first
 text p99 11 s after the first token; now 12-16 s, loop lag max ~1 s in the opening burst,
-none failed, first text p99 0.4-0.6 s after the first token, a quarter of the CPU.
+none failed, first text p99 0.4-0.6 s after the first token (0.8-1.4 s while other jobs
+held half the machine), a quarter of the CPU.
 
 Cancelling the consumer (task cancellation, ``aclose()`` of the iterator, or ``break``
 once the generator is dropped) closes the HTTP connection at once, also while the worker
