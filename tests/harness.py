@@ -7,7 +7,7 @@ the fake GLM server, and history lives in the real Redis under the test's own pr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +52,18 @@ class BotHarness:
         await self.tg.wait_for(
             lambda: self.app.conversation.in_flight == 0, timeout, what="answers finished"
         )
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[object]], expected: object, *, timeout: float = 10, what: str
+) -> None:
+    """Poll an async probe (e.g. a Redis read) until it returns `expected`, or fail."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (value := await probe()) != expected:
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: last saw {value!r}")
+        await asyncio.sleep(0.02)
 
 
 def make_settings(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.keys import ConversationKey
 from tests.fakes.glm import Reply
-from tests.harness import BotHarness, running_bot
+from tests.harness import BotHarness, eventually, running_bot
 
 GROUP = -100555
 ALICE, BOB, ADMIN = 7, 8, 9
@@ -155,6 +156,11 @@ async def test_listen_mode_records_context(redis_url: str, key_prefix: str) -> N
         h.tg.group_text(GROUP, ADMIN, "/listen on", first_name="Ada")
         await h.wait_for_messages(GROUP, 1)
         h.tg.group_text(GROUP, BOB, "the meeting is at 5", first_name="Bob")
+        await eventually(
+            lambda: h.app.store.length(ConversationKey(GROUP)),
+            1,
+            what="Bob's message recorded",
+        )
         await ask(h, "when is the meeting?")
         assert [m["content"] for m in h.glm_messages()] == [
             "Bob: the meeting is at 5",
