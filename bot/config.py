@@ -102,8 +102,11 @@ class StreamSettings(BaseModel):
     global_rate: float = Field(default=30.0, gt=0)
     # Messages per minute in one group (Telegram: 20).
     group_rate_per_minute: float = Field(default=20.0, gt=0)
-    # Drafts are ephemeral previews, not messages: they do not spend the bot-wide budget.
-    draft_interval: float = Field(default=0.3, gt=0)
+    # Seconds between draft previews in private chats. Drafts are ephemeral and do not
+    # spend the bot-wide message budget, but each is still a Bot API call: at the edit
+    # cadence an answer costs at most 2 + ceil(stream seconds / interval) calls, and
+    # Telegram animates the text between two drafts.
+    draft_interval: float = Field(default=1.0, gt=0)
 
 
 class PersonaSettings(BaseModel):
