@@ -11,22 +11,23 @@ from aiogram import F, Router
 
 from handlers import chat, commands, errors, group, listen, members, persona, unsupported, usage
 from handlers.context import from_person
+from handlers.filters import inline
 from handlers.guards import GuardMiddleware
 
 
 def get_routers() -> list[Router]:
     """Every router, in the order the dispatcher should try them."""
     people = Router(name="people")
-    people.message.filter(from_person)
+    people.message.filter(inline(from_person))
     # access, rate limits and quotas, once the handler is known
     people.message.middleware(GuardMiddleware())
 
     private = Router(name="private")
-    private.message.filter(F.chat.type == "private")
+    private.message.filter(inline(F.chat.type == "private"))
     private.include_routers(chat.create_router(), unsupported.create_router())
 
     groups = Router(name="groups")
-    groups.message.filter(F.chat.type.in_({"group", "supergroup"}))
+    groups.message.filter(inline(F.chat.type.in_({"group", "supergroup"})))
     groups.include_routers(listen.create_router(), group.create_router())
 
     people.include_routers(

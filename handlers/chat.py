@@ -9,6 +9,7 @@ from bot.conversation import ConversationService, Turn
 from bot.sanitize import clean_text, is_blank
 from bot.streaming import StreamDelivery
 from handlers.context import conversation_key, language, user_id
+from handlers.filters import inline
 from handlers.guards import GLM
 
 
@@ -26,5 +27,5 @@ async def on_private_text(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.register(on_private_text, F.text, flags={GLM: "private"})
+    router.message.register(on_private_text, inline(F.text), flags={GLM: "private"})
     return router

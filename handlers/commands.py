@@ -17,6 +17,7 @@ from handlers.context import (
     sender_administers,
     user_id,
 )
+from handlers.filters import inline
 
 # callback_data of the Stop button on a streaming group answer
 STOP_BUTTON = "stop"
@@ -91,6 +92,6 @@ def create_router() -> Router:
     router.message.register(on_help, Command("help"))
     router.message.register(on_reset, Command("reset"))
     router.message.register(on_stop, Command("stop"))
-    router.callback_query.register(on_stop_button, F.data == STOP_BUTTON)
+    router.callback_query.register(on_stop_button, inline(F.data == STOP_BUTTON))
     router.stopped_message_generation.register(on_draft_stopped)
     return router

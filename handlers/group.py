@@ -15,6 +15,7 @@ from bot.streaming import StreamDelivery
 from bot.texts import text
 from handlers.addressing import replies_to_bot, strip_mentions
 from handlers.context import conversation_key, language, speaker, user_id
+from handlers.filters import inline
 from handlers.guards import GLM
 
 LISTEN_FLAG = "listen"
@@ -82,5 +83,5 @@ async def _answer(
 def create_router() -> Router:
     router = Router(name=__name__)
     router.message.register(on_ask, Command("ask"), flags={GLM: "ask"})
-    router.message.register(on_group_text, F.text, flags={GLM: "mention"})
+    router.message.register(on_group_text, inline(F.text), flags={GLM: "mention"})
     return router
