@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import socket
@@ -141,3 +142,11 @@ def own_redis() -> Iterator[RedisProcess]:
     server.start()
     yield server
     server.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    """Collect at the end of each test, so that anything it leaked (an unclosed socket
+    or Redis connection) is reported against that test, not a random later one."""
+    yield
+    gc.collect()
