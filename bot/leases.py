@@ -39,8 +39,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from bot.keys import ConversationKey, Keys
@@ -153,6 +155,18 @@ return 1
 _FIRST_POLL = 0.005
 
 ErrorHook = Callable[[str], None]
+
+
+async def _run(script: AsyncScript, *, keys: list[str], args: list[str | int]) -> Any:
+    """Call a script without losing a cancellation: redis-py can return a command's result
+    to a task whose cancel() arrived meanwhile (redis/redis-py#2028), and a turn or renewal
+    loop that missed its cancellation would never end."""
+    task = asyncio.current_task()
+    requested = task.cancelling() if task is not None else 0
+    result = await script(keys=keys, args=args)
+    if task is not None and task.cancelling() > requested:
+        raise asyncio.CancelledError
+    return result
 
 
 @dataclass(eq=False, slots=True)
@@ -362,8 +376,10 @@ class RedisLeases:
     ) -> None:
         turn.in_redis = True
         try:
-            seq, taken = await self._enter_script(
-                keys=self._keys_of(key), args=[turn.token, self._ttl_ms, int(may_take)]
+            seq, taken = await _run(
+                self._enter_script,
+                keys=self._keys_of(key),
+                args=[turn.token, self._ttl_ms, int(may_take)],
             )
         except RedisError as exc:
             self._failed("enter", key, exc)
@@ -387,8 +403,10 @@ class RedisLeases:
                     return
                 try:
                     state = int(
-                        await self._acquire_script(
-                            keys=self._keys_of(key)[:3], args=[turn.token, self._ttl_ms]
+                        await _run(
+                            self._acquire_script,
+                            keys=self._keys_of(key)[:3],
+                            args=[turn.token, self._ttl_ms],
                         )
                     )
                 except RedisError as exc:
@@ -409,8 +427,11 @@ class RedisLeases:
             else:
                 pause = _FIRST_POLL
             changed = conv.changed
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+            # that lands as its inner wait finishes, and the turn would then wait forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await changed.wait()
 
     def _requeue(self, conv: _Conversation, turn: _Turn, *, ticketed: bool) -> None:
         conv.waiters.remove(turn)
@@ -424,7 +445,7 @@ class RedisLeases:
         try:
             if turn.leased:
                 try:
-                    await self._release_script(keys=self._keys_of(key)[:1], args=[turn.token])
+                    await _run(self._release_script, keys=self._keys_of(key)[:1], args=[turn.token])
                 except RedisError as exc:
                     # the lease then expires after ttl; the next turn waits until then
                     self._failed("release", key, exc)
@@ -439,7 +460,7 @@ class RedisLeases:
             # even without an answer: a cancelled enter may have queued a ticket or taken
             # the lease without our hearing of it
             if turn.in_redis:
-                await self._leave_script(keys=self._keys_of(key)[:3], args=[turn.token])
+                await _run(self._leave_script, keys=self._keys_of(key)[:3], args=[turn.token])
         except RedisError as exc:
             self._failed("leave", key, exc)  # the ticket expires after ttl
         finally:
@@ -482,7 +503,9 @@ class RedisLeases:
             if not holder and not tickets:
                 continue
             try:
-                held = await self._renew_script(keys=keys, args=[self._ttl_ms, holder, *tickets])
+                held = await _run(
+                    self._renew_script, keys=keys, args=[self._ttl_ms, holder, *tickets]
+                )
             except RedisError as exc:
                 self._failed("renew", key, exc)
                 continue
