@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench lock
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,3 +25,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# Pin the runtime dependencies of a clean install for the Docker image.
+lock:
+	rm -rf .lock-venv && python3 -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet .
+	{ echo "# Runtime dependencies pinned for the Docker image (make lock regenerates this file)."; \
+	  .lock-venv/bin/pip freeze --exclude glmbot; } > requirements.lock
+	rm -rf .lock-venv
