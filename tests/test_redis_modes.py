@@ -78,6 +78,8 @@ def cluster_url() -> Iterator[str]:
             servers.start(
                 "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(servers.dir),
                 "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+                # the default bus port (port + 10000) may be taken, or past 65535
+                "--cluster-port", str(free_port()),
             )  # fmt: skip
         for port in ports:
             _wait(lambda port=port: _answers(port), f"cluster node {port}")
