@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 
 from aiogram import Bot
 
+from bot.conversation import AnswerWriter as CoreAnswerWriter
 from bot.ratelimit import TelegramRateLimiter
 from bot.streaming_chain import STOP_CALLBACK, Target
 from bot.streaming_draft import DraftWriter
@@ -31,20 +32,8 @@ __all__ = [
 ]
 
 
-class AnswerWriter(Protocol):
-    """Where the conversation core writes one answer."""
-
-    async def begin(self) -> None:
-        """Show "typing…" until the first visible text."""
-
-    def update(self, markdown: str) -> None:
-        """The whole answer so far; returns at once, delivered in the background."""
-
-    async def finish(self, markdown: str, *, footer: str | None = None) -> None:
-        """Deliver the final answer completely; ``footer`` is an italic note below it."""
-
-    async def aclose(self) -> None:
-        """Cancel background work without sending anything (idempotent)."""
+class AnswerWriter(CoreAnswerWriter, Protocol):
+    """The core's writer port, plus what Telegram delivery reports about an answer."""
 
     @property
     def first_visible_at(self) -> float | None:
