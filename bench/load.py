@@ -11,6 +11,7 @@ from bench.metrics_scrape import LoopLagProbe
 from bench.procs import Services, cpu_seconds, system_busy_seconds
 from bench.redis_probe import RedisProbe
 from bench.stack import Chat, Stack, StackConfig
+from bot.config import StreamSettings
 
 # Bot API methods an answer does not cause (polling, start-up).
 _HOUSEKEEPING = frozenset(
@@ -28,7 +29,7 @@ async def run_load(
     stagger: float = 0.0,
     warmup: list[Chat] | None = None,
     edit_interval: float = 1.0,
-    draft_interval: float = 0.3,
+    draft_interval: float = StreamSettings().draft_interval,
 ) -> tuple[dict[str, Any], list[analysis.Answer]]:
     """Figures of one run and its per-answer records.
 
