@@ -147,6 +147,7 @@ class ConversationService:
         self._options = options
         self._context_tokens = context_tokens
         self._default_persona = default_persona
+        self._default_persona_tokens = message_tokens(default_persona) if default_persona else 0
         self._locks = locks or ConversationLocks()
         self._calibration = calibration or TokenCalibration()
         self._on_owner_alert = on_owner_alert
@@ -328,7 +329,7 @@ class ConversationService:
         budget = self._calibration.unscale(
             (self._context_tokens - self._options.max_tokens) // shrink
         )
-        default_tokens = message_tokens(self._default_persona) if self._default_persona else 0
+        default_tokens = self._default_persona_tokens
         # The store subtracts a stored persona itself; the new message and a default
         # persona are ours to leave room for, so no history is read only to be dropped.
         history_budget = max(0, budget - user.tokens - default_tokens)
