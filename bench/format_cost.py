@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from bench.analysis import percentile
-from bot.streaming_parts import PartTracker
+from bot.streaming.parts import PartTracker
 
 _MARKDOWN = (
     "Here is **bold** and `code`, then a list:\n\n- one *item*\n- two [links](https://e.x)\n\n"

@@ -10,8 +10,8 @@ import sys
 
 from bot.app import create_app, run_polling, run_webhook
 from bot.config import ConfigError, load_settings
-from bot.logs import secret_parts, setup_logging
-from bot.logs_json import resolve_log_format
+from bot.observability.logs import secret_parts, setup_logging
+from bot.observability.logs_json import resolve_log_format
 from bot.webhook import check_webhook_settings, webhook_secret
 
 

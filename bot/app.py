@@ -13,7 +13,6 @@ from redis.asyncio import Redis
 
 from bot.access import AccessPolicy
 from bot.admins import AdminChecker
-from bot.answer_log import log_answer
 from bot.app_ops import (
     answered_hooks,
     create_leases,
@@ -25,14 +24,15 @@ from bot.app_ops import (
 from bot.config import Settings
 from bot.conversation import AnsweredHook, ConversationService, OwnerAlert
 from bot.dedup import UpdateDedup
-from bot.health import Readiness
 from bot.history import HistoryStore, create_history_store
 from bot.keys import Keys
 from bot.leases import RedisLeases
 from bot.llm import GLMClient, GLMOptions
 from bot.locks import TurnLocks
-from bot.metrics import Metrics
-from bot.observability_http import ObservabilityServer
+from bot.observability.answer_log import log_answer
+from bot.observability.health import Readiness
+from bot.observability.http import ObservabilityServer
+from bot.observability.metrics import Metrics
 from bot.pending import TurnJournal
 from bot.personas import PersonaService
 from bot.quotas import Limits, QuotaService, create_meter_store

@@ -11,12 +11,12 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bot.config import Settings
-from bot.health import Check, Readiness
 from bot.history import HistoryStore
 from bot.keys import Keys
 from bot.leases import RedisLeases
-from bot.metrics import MeteredModel, Metrics
-from bot.metrics_aiogram import TelegramCallMetrics, UpdateMetrics
+from bot.observability.dispatcher_metrics import TelegramCallMetrics, UpdateMetrics
+from bot.observability.health import Check, Readiness
+from bot.observability.metrics import MeteredModel, Metrics
 from bot.redis_client import on_redis_error
 
 if TYPE_CHECKING:

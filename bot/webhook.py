@@ -23,10 +23,10 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_applicati
 from aiohttp import web
 
 from bot.config import ConfigError, Settings
-from bot.config_ops import derived_webhook_secret
+from bot.config.ops import derived_webhook_secret
 from bot.keys import ConversationKey
 from bot.leases import RedisLeases
-from bot.observability_http import ObservabilityServer, add_observability_routes
+from bot.observability.http import ObservabilityServer, add_observability_routes
 
 if TYPE_CHECKING:
     from bot.app import App

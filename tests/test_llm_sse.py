@@ -8,7 +8,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.llm_sse import ChunkFields, SSEDecoder, parse_chunk
+from bot.llm.sse import ChunkFields, SSEDecoder, parse_chunk
 
 BODY = (
     'data: {"choices":[{"delta":{"content":"你好"}}]}\n\n'

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bot.loop_lag import LoopLagMonitor
+from bot.observability.loop_lag import LoopLagMonitor
 
 
 def _hog_the_loop(seconds: float) -> None:

@@ -11,8 +11,8 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import App
-from bot.health import Readiness
-from bot.observability_http import ObservabilityServer
+from bot.observability.health import Readiness
+from bot.observability.http import ObservabilityServer
 from tests.conftest import RedisProcess
 from tests.fakes.glm import Reply
 from tests.harness import running_bot

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from bot.formatting import render, utf16_len
 from bot.ratelimit import TelegramRateLimiter
 from bot.streaming import DraftWriter, EditWriter, StreamDelivery
-from bot.streaming_parts import PartTracker
+from bot.streaming.parts import PartTracker
 from tests.fakes.telegram import FakeTelegram, Limits, SentMessage
 
 PRIVATE = 1001

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from bot.app import App, create_app
-from bot.config_ops import derived_webhook_secret
+from bot.config.ops import derived_webhook_secret
 from bot.keys import ConversationKey
 from bot.webhook import WebhookServer, webhook_secret
 from tests.fakes.glm import FakeGLM, Reply

@@ -25,11 +25,11 @@ from aiogram.exceptions import (
 )
 
 from bot.formatting import Rendered, plain_parts
-from bot.streaming_chain import MessageChain, Stats, StopStreamingError, Target, with_footer
-from bot.streaming_parts import PartTracker
+from bot.streaming.chain import MessageChain, Stats, StopStreamingError, Target, with_footer
+from bot.streaming.parts import PartTracker
 
 if TYPE_CHECKING:
-    from bot.streaming import StreamDelivery
+    from bot.streaming.delivery import StreamDelivery
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import aiohttp
 
-from bot.llm_errors import ErrorKind, GLMError, error_from_exception, error_from_stream_event
-from bot.llm_pool import WorkerPool
-from bot.llm_sse import SSEDecoder, parse_chunk
-from bot.llm_transport import AIOHTTP_RESPONSE, AiohttpTransport, Exchange, to_httpx_error
+from bot.llm.errors import ErrorKind, GLMError, error_from_exception, error_from_stream_event
+from bot.llm.pool import WorkerPool
+from bot.llm.sse import SSEDecoder, parse_chunk
+from bot.llm.transport import AIOHTTP_RESPONSE, AiohttpTransport, Exchange, to_httpx_error
 
 __all__ = ["Generation"]
 

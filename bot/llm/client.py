@@ -3,9 +3,9 @@
 The SDK is synchronous. It still builds, authenticates and sends every request and maps
 HTTP errors to its exceptions, called in a dedicated bounded thread pool (asyncio's
 default executor would cap concurrent answers at a handful); but its httpx client does
-the HTTP through ``bot.llm_transport``, with aiohttp on the event loop, so a worker thread
+the HTTP through ``bot.llm.transport``, with aiohttp on the event loop, so a worker thread
 is busy only until the response headers are in. The SSE body is then read on the loop
-(``bot.llm_generation``): read in threads through httpx, each token cost its thread
+(``bot.llm.generation``): read in threads through httpx, each token cost its thread
 ~0.2 ms of CPU plus a GIL hand-off, which capped one process at ~100-125 streams at 40
 tokens/s and at 1,000 streams once paused the loop for 25.6 s. On the loop no thread
 wakes per token, and each read takes all that has arrived, yielded as one TextDelta (a
@@ -36,16 +36,16 @@ from typing import Any
 import httpx
 import zhipuai
 
-from bot.llm_errors import (
+from bot.llm.errors import (
     BUSINESS_CODES,
     RETRYABLE_KINDS,
     ErrorKind,
     GLMError,
     retry_policy,
 )
-from bot.llm_generation import Generation
-from bot.llm_pool import WorkerPool
-from bot.llm_transport import AiohttpTransport
+from bot.llm.generation import Generation
+from bot.llm.pool import WorkerPool
+from bot.llm.transport import AiohttpTransport
 
 __all__ = [
     "BUSINESS_CODES",

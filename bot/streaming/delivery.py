@@ -5,10 +5,10 @@ likes; a background task per answer delivers the latest text at a pace Telegram
 tolerates, and ``finish`` delivers the final text completely. Pieces:
 
 - ``bot.formatting``: Markdown to text + entities, cut at 4,000 UTF-16 units;
-- ``bot.streaming_parts``: a growing answer cut into messages that never change once full;
+- ``bot.streaming.parts``: a growing answer cut into messages that never change once full;
 - ``bot.ratelimit``: the bot-wide budgets every message and edit waits for;
-- ``bot.streaming_chain``: the messages of one answer, Telegram's refusals and retries;
-- ``bot.streaming_writer`` (EditWriter, the edit cadence) and ``bot.streaming_draft``.
+- ``bot.streaming.chain``: the messages of one answer, Telegram's refusals and retries;
+- ``bot.streaming.writer`` (EditWriter, the edit cadence) and ``bot.streaming.draft``.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from aiogram import Bot
 
 from bot.conversation import AnswerWriter as CoreAnswerWriter
 from bot.ratelimit import TelegramRateLimiter
-from bot.streaming_chain import STOP_CALLBACK, Target
-from bot.streaming_draft import DraftWriter
-from bot.streaming_writer import EditWriter
+from bot.streaming.chain import STOP_CALLBACK, Target
+from bot.streaming.draft import DraftWriter
+from bot.streaming.writer import EditWriter
 
 __all__ = [
     "STOP_CALLBACK",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from bot.health import Readiness
-from bot.metrics import Metrics
+from bot.observability.health import Readiness
+from bot.observability.metrics import Metrics
 
 __all__ = ["ObservabilityServer", "add_observability_routes"]
 

@@ -19,14 +19,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from bot.config_ops import (
+from bot.config.ops import (
     LeaseSettings,
     LoggingSettings,
     MetricsSettings,
     WebhookSecret,
     WebhookSettings,
 )
-from bot.config_reliability import ReliabilitySettings
+from bot.config.reliability import ReliabilitySettings
 
 ZHIPU_OFFICIAL_BASE_URL = "https://open.bigmodel.cn/api/paas/v4"
 

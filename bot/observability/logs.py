@@ -51,7 +51,7 @@ def setup_logging(level: str, secrets: Iterable[str], log_format: str = "text") 
     """Log to stderr as readable text or, with ``log_format="json"``, one JSON object a line."""
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
-        from bot.logs_json import JsonFormatter  # imports this module: import late
+        from bot.observability.logs_json import JsonFormatter  # imports this module: import late
 
         handler.setFormatter(JsonFormatter(secrets))
     else:

@@ -3,11 +3,12 @@
 A registry per app (not prometheus_client's global one) lets several apps run in one
 process, as the tests do. What feeds it:
 
-- `bot.metrics_aiogram`: updates by type and outcome, Bot API calls and 429s by method;
+- `bot.observability.dispatcher_metrics`: updates by type and outcome, Bot API calls and
+  429s by method;
 - `Metrics.on_answered` (the conversation's after-answer hook): answers, latencies, tokens;
 - `MeteredModel` around the GLM client: failed GLM requests by kind and business code;
 - `Metrics.redis_error`: failed Redis commands, from the Redis client and the leases;
-- `Metrics.loop_lag_monitor()`: event-loop lag (`bot.loop_lag`).
+- `Metrics.loop_lag_monitor()`: event-loop lag (`bot.observability.loop_lag`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from bot.llm import GLMError, GLMOptions, StreamEnd, StreamEvent
-from bot.loop_lag import LoopLagMonitor
+from bot.observability.loop_lag import LoopLagMonitor
 
 if TYPE_CHECKING:
     from bot.conversation import AnswerResult, ChatModel, Turn

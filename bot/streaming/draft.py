@@ -23,12 +23,12 @@ from aiogram.exceptions import (
 )
 
 from bot.formatting import Rendered
-from bot.streaming_chain import MessageChain, Stats, Target, described, is_parse_error
-from bot.streaming_parts import PartTracker
-from bot.streaming_writer import EditWriter, Typing, WriterBase
+from bot.streaming.chain import MessageChain, Stats, Target, described, is_parse_error
+from bot.streaming.parts import PartTracker
+from bot.streaming.writer import EditWriter, Typing, WriterBase
 
 if TYPE_CHECKING:
-    from bot.streaming import StreamDelivery
+    from bot.streaming.delivery import StreamDelivery
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter
 from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject, Update
 
-from bot.metrics import Metrics
+from bot.observability.metrics import Metrics
 
 if TYPE_CHECKING:
     from aiogram.methods import Response, TelegramMethod
