@@ -131,7 +131,7 @@ async def test_cancelling_while_the_headers_are_awaited_drops_the_request_at_onc
     await wait_until(lambda: server.cancelled == 1, "the server to see the disconnect")
     assert time.monotonic() - started < 1.5
     await wait_until(lambda: client.in_flight == 0, "the slot to be freed")
-    # the only worker thread and connection slot serve the next request
+    # the only connection slot serves the next request
     server.hold_headers = False
     assert await answer(client) == "Hello"
 

@@ -53,10 +53,9 @@ class LLMSettings(BaseModel):
     # Longest answer, in tokens.
     max_tokens: int = Field(default=4096, ge=16)
     temperature: float = Field(default=0.7, ge=0.0, le=1.0)
-    # Concurrency bound: how many answers are generated at the same time. The zhipuai SDK
-    # is synchronous, so each running generation occupies one thread of a dedicated pool
-    # and one connection of the SDK's HTTP pool; both are sized from this number. Further
-    # requests wait their turn (the user sees "typing") instead of failing.
+    # Concurrency bound: how many answers are generated at the same time, each holding one
+    # HTTP connection to GLM. Further requests wait their turn (the user sees "typing")
+    # instead of failing.
     max_concurrent: int = Field(default=1000, ge=1)
     connect_timeout: float = Field(default=8.0, gt=0)
     # Longest wait for any byte from GLM (the first token included).

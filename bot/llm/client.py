@@ -1,25 +1,16 @@
 """Streaming GLM answers into asyncio: the zhipuai SDK sends, the event loop reads.
 
 The SDK is synchronous. It still builds, authenticates and sends every request and maps
-HTTP errors to its exceptions, called in a dedicated bounded thread pool (asyncio's
-default executor would cap concurrent answers at a handful); but its httpx client does
-the HTTP through ``bot.llm.transport``, with aiohttp on the event loop, so a worker thread
-is busy only until the response headers are in. The SSE body is then read on the loop
-(``bot.llm.generation``): read in threads through httpx, each token cost its thread
-~0.2 ms of CPU plus a GIL hand-off, which capped one process at ~100-125 streams at 40
-tokens/s and at 1,000 streams once paused the loop for 25.6 s. On the loop no thread
-wakes per token, and each read takes all that has arrived, yielded as one TextDelta (a
-slow or busy consumer gets merged text).
-
-Load check, 1,000 streams (fake GLM: 300 ms to first token, 40 tokens/s, 200 tokens; fake
-and client on the same 2 cores): before, 48-55 s, loop lag max 11-12 s, 3-7 failed, first
-text p99 11 s after the first token; now 12-16 s, loop lag max ~1 s in the opening burst,
-none failed, first text p99 0.4-0.6 s after the first token (0.8-1.4 s while other jobs
-held half the machine), a quarter of the CPU.
+HTTP errors to its exceptions, but its httpx client does the HTTP through
+``bot.llm.transport``, with aiohttp on the event loop, so the SDK call never waits on the
+network and is made on the loop itself (about 0.3 ms of Python per request; see the
+transport for why not in threads). The SSE body is then read on the loop
+(``bot.llm.generation``): no thread wakes per token, and each read takes all that has
+arrived, yielded as one TextDelta (a slow or busy consumer gets merged text).
 
 Cancelling the consumer (task cancellation, ``aclose()`` of the iterator, or ``break``
-once the generator is dropped) closes the HTTP connection at once, also while the worker
-still waits for the response headers. Prefer ``contextlib.aclosing(client.stream(...))``
+once the generator is dropped) closes the HTTP connection at once, also while the
+response headers are still awaited. Prefer ``contextlib.aclosing(client.stream(...))``
 when a reference to the iterator outlives the loop over it. One client serves one event
 loop (the first it streams on).
 """
@@ -44,7 +35,6 @@ from bot.llm.errors import (
     retry_policy,
 )
 from bot.llm.generation import Generation
-from bot.llm.pool import WorkerPool
 from bot.llm.transport import AiohttpTransport
 
 __all__ = [
@@ -153,16 +143,13 @@ class GLMClient:
             max_retries=0,
             http_client=self._http,
         )
-        # A worker is busy only until the response headers arrive, but all generations
-        # may be waiting for them at once.
-        self._pool = WorkerPool(max_concurrent, name="glm")
         self._slots = asyncio.Semaphore(max_concurrent)
         self._generations: set[Generation] = set()
         self._closed = False
 
     @property
     def in_flight(self) -> int:
-        """Generations holding a slot now (a cancelled one until its worker is free)."""
+        """Generations holding a slot now."""
         return len(self._generations)
 
     async def stream(
@@ -198,8 +185,6 @@ class GLMClient:
         self._closed = True
         for generation in list(self._generations):
             generation.close(GLMError(ErrorKind.UNKNOWN, "the GLM client was closed"))
-        # Every exchange is cancelled, so workers still sending return at once.
-        await self._pool.aclose()
         self._http.close()
         await self._transport.aclose()
 
@@ -223,7 +208,7 @@ class GLMClient:
         generation = await self._begin()
         try:
             create = functools.partial(self._sdk.chat.completions.create, **request)
-            await generation.start(self._pool, self._transport, create)
+            await generation.start(create)
             text = await generation.next_text()
             if text is None and generation.finish_reason == "network_error":
                 raise GLMError(ErrorKind.NETWORK, "generation failed (finish_reason=network_error)")

@@ -1,12 +1,10 @@
-"""One attempt at a GLM answer: the SDK's request from a worker thread, then the SSE
-body read on the event loop (see ``bot.llm`` for why)."""
+"""One attempt at a GLM answer: the SDK's request, sent without blocking, then the SSE
+body read on the event loop (see ``bot.llm.transport`` for why)."""
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -14,9 +12,8 @@ from typing import Any
 import aiohttp
 
 from bot.llm.errors import ErrorKind, GLMError, error_from_exception, error_from_stream_event
-from bot.llm.pool import WorkerPool
 from bot.llm.sse import SSEDecoder, parse_chunk
-from bot.llm.transport import AIOHTTP_RESPONSE, AiohttpTransport, Exchange, to_httpx_error
+from bot.llm.transport import Exchange, to_httpx_error
 
 __all__ = ["Generation"]
 
@@ -27,8 +24,7 @@ _DRAIN_TIMEOUT = 1.0
 
 class Generation:
     """One attempt: ``start()``, ``next_text()`` until None, ``finish()``; ``close()``
-    always (it also frees the concurrency slot, through ``on_release``, once the worker
-    thread is free)."""
+    always (it also frees the concurrency slot, through ``on_release``)."""
 
     def __init__(
         self,
@@ -43,10 +39,7 @@ class Generation:
         self._read_timeout = read_timeout
         self._stall_timeout = stall_timeout
         self._on_release = on_release
-        self._started: asyncio.Future[aiohttp.ClientResponse] = self._loop.create_future()
-        self._exchange = Exchange(on_response=self._responded)
-        self._submitted = False
-        self._worker_done = False
+        self._exchange = Exchange()
         self._response: aiohttp.ClientResponse | None = None
         self._decoder = SSEDecoder()
         # The time by which the next chunk must have arrived, enforced by one timer per
@@ -66,14 +59,28 @@ class Generation:
         self._closed_error: GLMError | None = None
         self._released = False
 
-    async def start(
-        self, pool: WorkerPool, transport: AiohttpTransport, create: Callable[[], Any]
-    ) -> None:
-        """Have the SDK send the request from a worker thread; return on the loop as soon
-        as the headers of a successful response are in (else raise the SDK's error)."""
-        pool.submit(functools.partial(transport.bound, self._exchange, create), self._worker_exited)
-        self._submitted = True
-        self._response = await self._started
+    async def start(self, create: Callable[[], Any]) -> None:
+        """Have the SDK send the request; return as soon as the headers of a successful
+        response are in (else raise the SDK's error, as GLMError)."""
+        try:
+            self._exchange.call(create)
+            outcome = await self._exchange.response_ready()
+            if not isinstance(outcome, aiohttp.ClientResponse):
+                if self._closed:
+                    raise self._closed_error or GLMError(
+                        ErrorKind.UNKNOWN, "the request was dropped"
+                    )
+                self._exchange.replay(outcome, create)
+                raise GLMError(ErrorKind.UNKNOWN, "the SDK accepted a failed response")
+        except (GLMError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            error = error_from_exception(exc, secret=self._secret, after_first_chunk=False)
+            raise error from error.__cause__
+        if self._closed:
+            outcome.close()
+            raise self._closed_error or GLMError(ErrorKind.UNKNOWN, "the request was dropped")
+        self._response = outcome
         self._deadline = self._loop.time() + self._read_timeout
 
     async def next_text(self) -> str | None:
@@ -157,7 +164,7 @@ class Generation:
                     pass
 
     def close(self, error: GLMError | None = None) -> None:
-        """Drop the request or its connection now; free the slot once the worker is.
+        """Drop the request or its connection now and free the slot.
 
         ``error`` is what a consumer still reading gets (when closed from elsewhere).
         Idempotent, never blocks.
@@ -173,47 +180,7 @@ class Generation:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        if not self._started.done():
-            # closed from elsewhere while the consumer waits for the headers
-            self._started.set_exception(
-                self._closed_error or GLMError(ErrorKind.UNKNOWN, "the request was dropped")
-            )
-        # Otherwise the slot is freed when the worker is: the pool never has more work
-        # than threads.
-        if not self._submitted or self._worker_done:
-            self._release()
-
-    def _responded(self, response: aiohttp.ClientResponse) -> None:
-        if not self._started.done():
-            self._started.set_result(response)
-
-    def _worker_exited(self, worker: concurrent.futures.Future[Any]) -> None:
-        """Any thread: the worker is done (or the pool shut down before it ran)."""
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-            self._loop.call_soon_threadsafe(self._after_worker, worker)
-
-    def _after_worker(self, worker: concurrent.futures.Future[Any]) -> None:
-        self._worker_done = True
-        error: GLMError | None = None
-        try:
-            stream = worker.result()
-        except BaseException as exc:
-            error = self._closed_error or error_from_exception(
-                exc, secret=self._secret, after_first_chunk=False
-            )
-        else:
-            response = stream.response.extensions.get(AIOHTTP_RESPONSE)
-            if response is None or response is not self._exchange.response:
-                error = GLMError(ErrorKind.UNKNOWN, "the response was not streamed")
-        if self._closed:
-            self._release()
-        elif error is None:
-            pass
-        elif not self._started.done():
-            self._started.set_exception(error)
-        else:
-            # The SDK refused a response whose body is already being read.
-            self.close(error)
+        self._release()
 
     def _release(self) -> None:
         if not self._released:
