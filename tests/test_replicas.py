@@ -6,14 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
-import os
 import re
 import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,67 +20,14 @@ from bot.history import RedisHistoryStore
 from bot.keys import ConversationKey, Keys
 from tests.fakes.glm import FakeGLM, Reply
 from tests.fakes.telegram import FakeTelegram
-from tests.harness import API_KEY
-from tests.webhook_updates import free_port, private_text_update
-
-ROOT = Path(__file__).resolve().parent.parent
-# Starting a process imports aiogram, zhipuai and pydantic: slow on a busy machine.
-START_TIMEOUT = 120.0
-
-
-@dataclass
-class Replica:
-    proc: subprocess.Popen[bytes]
-    webhook_url: str
-    metrics_url: str
-    log_path: Path
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        lines = []
-        for raw in self.log_path.read_text().splitlines():
-            try:
-                lines.append(json.loads(raw))
-            except ValueError:
-                lines.append({"level": "RAW", "message": raw})
-        return lines
-
-
-def start_replica(
-    n: int, tg: FakeTelegram, glm: FakeGLM, redis_url: str, key_prefix: str, tmp_path: Path
-) -> Replica:
-    port, metrics_port = free_port(), free_port()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "TELEGRAM_BOT_TOKEN": tg.token,
-        "ZHIPU_API_KEY": API_KEY,
-        "ZHIPU_BASE_URL": glm.api_base,
-        "TELEGRAM_API_BASE": tg.base_url,
-        "REDIS_URL": redis_url,
-        "REDIS__KEY_PREFIX": key_prefix,
-        # what Telegram would call: the load balancer (here the test's RoundRobin)
-        "WEBHOOK__PUBLIC_URL": "http://127.0.0.1:1",
-        "WEBHOOK__HOST": "127.0.0.1",
-        "WEBHOOK__PORT": str(port),
-        "METRICS__HOST": "127.0.0.1",
-        "METRICS__PORT": str(metrics_port),
-        "METRICS__READINESS_CACHE": "0",
-        "LEASES__POLL_INTERVAL": "0.02",
-        "STREAM__EDIT_INTERVAL": "0.2",
-        "STREAM__DRAFT_INTERVAL": "0.1",
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-    }
-    log_path = tmp_path / f"replica{n}.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "webhook"], cwd=ROOT, env=env, stderr=log
-        )
-    return Replica(
-        proc,
-        f"http://127.0.0.1:{port}/telegram/webhook",
-        f"http://127.0.0.1:{metrics_port}",
-        log_path,
-    )
+from tests.replica_processes import (
+    Replica,
+    poll,
+    start_replica,
+    stop_replicas,
+    wait_until_ready,
+)
+from tests.webhook_updates import private_text_update
 
 
 class RoundRobin:
@@ -112,15 +54,6 @@ class RoundRobin:
         self.sent.append((update["update_id"], replica))
 
 
-async def poll(predicate: Callable[[], Any], what: str, timeout: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 async def two_replicas(
     redis_url: str, key_prefix: str, tmp_path: Path, redis_client: aioredis.Redis
@@ -128,34 +61,10 @@ async def two_replicas(
     async with FakeTelegram() as tg, FakeGLM() as glm:
         replicas = [start_replica(n, tg, glm, redis_url, key_prefix, tmp_path) for n in range(2)]
         try:
-            async with aiohttp.ClientSession() as session:
-
-                async def ready() -> bool:
-                    for replica in replicas:
-                        if replica.proc.poll() is not None:
-                            raise AssertionError(
-                                f"a replica exited: {replica.log_path.read_text()}"
-                            )
-                        try:
-                            async with session.get(f"{replica.metrics_url}/readyz") as resp:
-                                if resp.status != 200:
-                                    return False
-                        except aiohttp.ClientError:
-                            return False
-                    return len(tg.calls_of("setWebhook")) == 2
-
-                await poll(ready, "both replicas ready", START_TIMEOUT)
+            await wait_until_ready(tg, replicas)
             yield tg, glm, replicas
         finally:
-            for replica in replicas:
-                if replica.proc.poll() is None:
-                    replica.proc.send_signal(signal.SIGTERM)
-            for replica in replicas:
-                try:
-                    replica.proc.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    replica.proc.kill()
-                    replica.proc.wait()
+            await stop_replicas(replicas)
 
 
 def answer_to(question: str) -> str:
