@@ -18,8 +18,10 @@ from bot.app_ops import (
     create_leases,
     create_metrics,
     create_readiness,
+    create_stopper,
     metered,
     observe_dispatcher,
+    run_with_dispatcher,
 )
 from bot.config import Settings
 from bot.conversation import AnsweredHook, ConversationService, OwnerAlert
@@ -38,6 +40,7 @@ from bot.personas import PersonaService
 from bot.quotas import Limits, QuotaService, create_meter_store
 from bot.ratelimit import TelegramRateLimiter
 from bot.resilience import create_breaker, create_dedup, create_journal, create_owner_alert
+from bot.stopping import Stopper
 from bot.streaming import StreamDelivery
 from handlers import get_routers
 from handlers.dedup import DedupMiddleware
@@ -60,6 +63,7 @@ class Services(TypedDict):
     admins: AdminChecker
     access: AccessPolicy
     quotas: QuotaService
+    stopper: Stopper
 
 
 @dataclass
@@ -280,6 +284,7 @@ def create_app(settings: Settings) -> App:
         metrics=metrics,
     )
     delivery = create_delivery(settings, bot)
+    stopper, stop_signal = create_stopper(settings, conversation, redis, bot.id, leases, metrics)
     dispatcher = create_dispatcher(
         Services(
             settings=settings,
@@ -290,11 +295,13 @@ def create_app(settings: Settings) -> App:
             admins=create_admins(settings, bot, redis),
             access=create_access(settings, redis, bot.id),
             quotas=quotas,
+            stopper=stopper,
         ),
         dedup=create_dedup(settings, redis, bot.id),
         journal=journal,
     )
     observe_dispatcher(dispatcher, metrics, conversation)
+    run_with_dispatcher(dispatcher, stop_signal)
     return App(
         settings,
         bot,

@@ -4,7 +4,7 @@ hooks. `bot.app.create_app` calls them; kept apart so the composition stays read
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from aiogram import Bot, Dispatcher
 from redis.asyncio import Redis
@@ -18,6 +18,8 @@ from bot.observability.dispatcher_metrics import TelegramCallMetrics, UpdateMetr
 from bot.observability.health import Check, Readiness
 from bot.observability.metrics import MeteredModel, Metrics
 from bot.redis_client import on_redis_error
+from bot.stop_signal import StopSignal
+from bot.stopping import Stoppable, Stopper
 
 if TYPE_CHECKING:
     from bot.conversation import AnsweredHook, AnswerResult, ChatModel, ConversationService, Turn
@@ -27,8 +29,10 @@ __all__ = [
     "create_leases",
     "create_metrics",
     "create_readiness",
+    "create_stopper",
     "metered",
     "observe_dispatcher",
+    "run_with_dispatcher",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,23 @@ def observe_dispatcher(
     """Count updates by type and outcome, and read answers in flight at each scrape."""
     dispatcher.update.outer_middleware(UpdateMetrics(metrics))
     metrics.track_in_flight(lambda: conversation.in_flight)
+
+
+class Background(Protocol):
+    """A part with a background task of its own (subscriber, heartbeat)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def run_with_dispatcher(dispatcher: Dispatcher, *parts: Background | None) -> None:
+    """Start `parts` with the dispatcher, and stop them at its shutdown (after the running
+    answers are drained, so that /stop still reaches those)."""
+    for part in parts:
+        if part is not None:
+            dispatcher.startup.register(part.start)
+            dispatcher.shutdown.register(part.stop)
 
 
 def metered(model: ChatModel, metrics: Metrics | None) -> ChatModel:
@@ -77,6 +98,29 @@ def create_leases(
         poll_interval=settings.leases.poll_interval,
         on_error=metrics.redis_error if metrics is not None else None,
     )
+
+
+def create_stopper(
+    settings: Settings,
+    conversation: Stoppable,
+    redis: Redis | None,
+    bot_id: int,
+    leases: RedisLeases | None,
+    metrics: Metrics | None = None,
+) -> tuple[Stopper, StopSignal | None]:
+    """/stop for the handlers; with leases (replicas) it reaches answers running on other
+    replicas through the returned signal, which runs with the dispatcher."""
+    if redis is None or leases is None:
+        return Stopper(conversation), None
+    signal = StopSignal(
+        redis,
+        Keys(settings.redis.key_prefix, bot_id),
+        held_elsewhere=leases.held_elsewhere,
+        on_error=metrics.redis_error if metrics is not None else None,
+    )
+    stopper = Stopper(conversation, signal)
+    signal.serve(stopper)
+    return stopper, signal
 
 
 def create_readiness(

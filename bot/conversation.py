@@ -99,6 +99,8 @@ class _Running:
     stopped: bool = False
     text: str = ""
     end: StreamEnd | None = None
+    # the outcome is decided: a /stop now would change nothing
+    settled: bool = False
 
 
 # Which message a user sees for each upstream failure.
@@ -188,9 +190,12 @@ class ConversationService:
             self._epochs[key] = self._epochs.get(key, 0) + 1
             stopped = True
         running = self._running.get(key)
-        if running is not None and running.task is not None and not running.stopped:
+        if running is not None and not running.stopped and not running.settled:
+            # before the stream began (prompt loading, between retries) too: the
+            # stream is then cancelled as soon as it starts
             running.stopped = True
-            running.task.cancel()
+            if running.task is not None:
+                running.task.cancel()
             stopped = True
         return stopped
 
@@ -295,6 +300,7 @@ class ConversationService:
                 if not running.stopped or (current is not None and current.cancelling()):
                     raise  # shutdown or the handler itself was cancelled, not /stop
                 break
+        running.settled = True
         result.answer = running.text
         result.finished_at = time.monotonic()
 
@@ -369,6 +375,8 @@ class ConversationService:
                 await _aclose(stream)
 
         running.task = asyncio.create_task(consume())
+        if running.stopped:  # stopped before the stream began
+            running.task.cancel()
         try:
             await running.task
         finally:

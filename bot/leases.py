@@ -242,6 +242,7 @@ class RedisLeases:
         self._ttl_ms = max(1, int(ttl * 1000))
         self._poll_interval = poll_interval
         self._on_error = on_error
+        self._redis = redis
         self._enter_script = redis.register_script(_ENTER)
         self._acquire_script = redis.register_script(_ACQUIRE)
         self._renew_script = redis.register_script(_RENEW)
@@ -296,6 +297,24 @@ class RedisLeases:
             return 0
         unclaimed = sum(1 for t in conv.waiters if not t.claimed)
         return conv.users - unclaimed - (1 if conv.holder is not None else 0)
+
+    async def held_elsewhere(self, key: ConversationKey) -> bool:
+        """Whether another replica holds this conversation's lease: it is answering there,
+        or about to (a place reserved for an update it is still reading). One round trip;
+        False when Redis cannot tell."""
+        try:
+            holder = await self._redis.get(self._keys_of(key)[0])
+        except RedisError as exc:
+            log.warning("could not read the lease of chat %s: %s", key.chat_id, exc)
+            if self._on_error is not None:
+                self._on_error("lease_read")
+            return False
+        if holder is None:
+            return False
+        token = holder.decode() if isinstance(holder, bytes) else str(holder)
+        conv = self._conversations.get(key)
+        ours = [] if conv is None else [conv.holder, *conv.waiters]
+        return all(turn is None or turn.token != token for turn in ours)
 
     # -- reservations: a place in line from the moment an update arrives ------------------
 

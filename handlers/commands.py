@@ -9,6 +9,7 @@ from aiogram.types import CallbackQuery, Message, MessageGenerationStopped
 from bot.admins import AdminChecker
 from bot.conversation import ConversationService
 from bot.keys import ConversationKey
+from bot.stopping import StopOutcome, Stopper, anyone
 from bot.texts import text
 from handlers.context import (
     conversation_key,
@@ -44,46 +45,45 @@ async def on_reset(
     await message.reply(text("reset_done", lang))
 
 
-async def on_stop(
-    message: Message, conversation: ConversationService, admins: AdminChecker
-) -> None:
-    key = conversation_key(message)
+async def on_stop(message: Message, stopper: Stopper, admins: AdminChecker) -> None:
+    """The stopped answer says so itself; only a refusal gets a reply."""
     lang = language(message)
-    asker = conversation.asker(key)
-    if asker is None and not conversation.is_answering(key):
+    outcome = await stopper.stop(
+        conversation_key(message),
+        by=user_id(message),
+        may_administer=lambda: sender_administers(message, admins),
+    )
+    if outcome is StopOutcome.NOTHING:
         await message.reply(text("nothing_to_stop", lang))
-        return
-    if asker != user_id(message) and not await sender_administers(message, admins):
+    elif outcome is StopOutcome.NOT_ALLOWED:
         await message.reply(text("stop_not_allowed", lang))
-        return
-    conversation.stop(key)
 
 
-async def on_stop_button(
-    query: CallbackQuery, conversation: ConversationService, admins: AdminChecker
-) -> None:
+async def on_stop_button(query: CallbackQuery, stopper: Stopper, admins: AdminChecker) -> None:
     """The Stop button under a streaming group answer."""
     lang = query.from_user.language_code
     message = query.message
     if not isinstance(message, Message):  # too old for Telegram to send it back
         await query.answer()
         return
-    key = conversation_key(message)
-    allowed = conversation.asker(key) == query.from_user.id or await admins.may_administer(
-        message.chat.id, query.from_user.id, is_private=is_private(message)
+    outcome = await stopper.stop(
+        conversation_key(message),
+        by=query.from_user.id,
+        may_administer=lambda: admins.may_administer(
+            message.chat.id, query.from_user.id, is_private=is_private(message)
+        ),
     )
-    if not allowed:
+    if outcome is StopOutcome.NOT_ALLOWED:
         await query.answer(text("stop_not_allowed", lang), show_alert=True)
         return
-    stopped = conversation.stop(key)
+    stopped = outcome is StopOutcome.STOPPED
     await query.answer(text("stopping" if stopped else "nothing_to_stop", lang))
 
 
-async def on_draft_stopped(
-    event: MessageGenerationStopped, conversation: ConversationService
-) -> None:
+async def on_draft_stopped(event: MessageGenerationStopped, stopper: Stopper) -> None:
     """The Stop button of a private-chat draft; only the chat's own user can press it."""
-    conversation.stop(ConversationKey(event.chat.id, event.message_thread_id))
+    key = ConversationKey(event.chat.id, event.message_thread_id)
+    await stopper.stop(key, by=event.chat.id, may_administer=anyone())
 
 
 def create_router() -> Router:

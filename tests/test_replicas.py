@@ -193,3 +193,68 @@ async def test_two_replicas_answer_each_update_once_in_order_per_chat(
 
 def _turn(question: str) -> list[tuple[str, str]]:
     return [("user", question), ("assistant", answer_to(question))]
+
+
+async def test_stop_sent_to_one_replica_stops_the_answer_running_on_the_other(
+    two_replicas: tuple[FakeTelegram, FakeGLM, list[Replica]],
+    redis_client: aioredis.Redis,
+    key_prefix: str,
+) -> None:
+    tg, glm, replicas = two_replicas
+    glm.set_responder(
+        lambda body: Reply(tokens=[f"w{i} " for i in range(300)], token_interval=0.05)
+    )
+    alice = 6101
+    assert tg.webhook_secret is not None
+    async with aiohttp.ClientSession() as session:
+        balancer = RoundRobin(session, [r.webhook_url for r in replicas], tg.webhook_secret)
+        await balancer.deliver(private_text_update(tg, alice, "tell me a long story"), to=0)
+        await tg.wait_for(
+            lambda: any(chat == alice and d.texts for (chat, _), d in tg.drafts.items()),
+            timeout=30,
+            what="the answer streaming from replica 0",
+        )
+        await balancer.deliver(private_text_update(tg, alice, "/stop"), to=1)
+        await tg.wait_for(
+            lambda: any("Stopped" in m.text for m in tg.chat_messages(alice)),
+            timeout=10,
+            what="the answer stopped",
+        )
+
+        # what the user sees: the words streamed so far, then the stopped note, and no
+        # reply to the /stop itself (the answer says it was stopped)
+        (final,) = tg.chat_messages(alice)
+        partial, note = final.text.rsplit("\n", 1)
+        assert partial.strip().startswith("w0")
+        assert len(partial.split()) < 300, "the stream was cut, not completed"
+        assert "Stopped" in note
+        assert glm.cancelled == 1
+
+        # history: the question and the partial answer, as a local /stop stores them
+        store = RedisHistoryStore(redis_client, Keys(key_prefix, tg.bot_id))
+
+        want = [("user", "tell me a long story"), ("assistant", partial.strip())]
+
+        async def stored() -> bool:
+            context = await store.load_context(ConversationKey(alice), 10**6)
+            return [(m.role, m.content.strip()) for m in context.messages] == want
+
+        await poll(stored, "the stopped turn stored", 10)
+
+        # the answer's own replica logged it as stopped
+        async def logged_stopped() -> bool:
+            lines = replicas[0].log_lines()
+            return any(
+                line.get("logger") == "bot.answers" and line.get("outcome") == "stopped"
+                for line in lines
+            )
+
+        await poll(logged_stopped, "replica 0 to log a stopped answer", 10)
+
+        # once nothing is written anywhere, either replica says so
+        await balancer.deliver(private_text_update(tg, alice, "/stop"), to=1)
+        await tg.wait_for(
+            lambda: tg.chat_messages(alice)[-1].text == "Nothing is being written right now.",
+            timeout=10,
+            what="nothing to stop",
+        )

@@ -1,0 +1,261 @@
+"""/stop across replicas on a real Redis: two in-process replicas, each with its own Redis
+client, leases, conversation service (streaming from the fake GLM over HTTP) and stop
+signal, as `bot.app_ops.create_stopper` wires them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import pytest
+import redis.asyncio as aioredis
+
+from bot.conversation import AnswerResult, ConversationService, Outcome, Turn
+from bot.history import MemoryHistoryStore
+from bot.keys import ConversationKey, Keys
+from bot.leases import RedisLeases
+from bot.llm import GLMClient, GLMOptions
+from bot.stop_signal import StopSignal
+from bot.stopping import StopOutcome, Stopper
+from tests.conftest import RedisProcess
+from tests.fakes.glm import FakeGLM, Reply
+from tests.harness import API_KEY
+
+KEY = ConversationKey(-100555)
+ASKER, OTHER = 71, 72
+REPLY_TIMEOUT = 1.0
+
+
+class RecordingWriter:
+    """The answer as the core hands it to Telegram delivery."""
+
+    def __init__(self) -> None:
+        self.updates: list[str] = []
+        self.final: str | None = None
+        self.footer: str | None = None
+
+    async def begin(self) -> None:
+        pass
+
+    def update(self, markdown: str) -> None:
+        self.updates.append(markdown)
+
+    async def finish(self, markdown: str, *, footer: str | None = None) -> None:
+        self.final, self.footer = markdown, footer
+
+    async def aclose(self) -> None:
+        pass
+
+
+@dataclass
+class Replica:
+    leases: RedisLeases
+    conversation: ConversationService
+    stopper: Stopper
+    signal: StopSignal
+
+    def ask(
+        self, question: str, user: int = ASKER
+    ) -> tuple[asyncio.Task[AnswerResult], RecordingWriter]:
+        writer = RecordingWriter()
+        turn = Turn(KEY, question, user_id=user)
+        return asyncio.create_task(self.conversation.answer(turn, writer)), writer
+
+
+@asynccontextmanager
+async def replica(redis_url: str, key_prefix: str, glm: FakeGLM) -> AsyncIterator[Replica]:
+    async with AsyncExitStack() as stack:
+        client = aioredis.Redis.from_url(redis_url)
+        stack.push_async_callback(client.aclose)
+        keys = Keys(key_prefix, 42)
+        leases = RedisLeases(client, keys, ttl=2.0, poll_interval=0.02)
+        stack.push_async_callback(leases.aclose)
+        llm = GLMClient(
+            api_key=API_KEY,
+            base_url=glm.api_base,
+            max_concurrent=4,
+            connect_timeout=2.0,
+            read_timeout=5.0,
+            stall_timeout=5.0,
+            retry_attempts=1,
+            retry_max_seconds=1.0,
+        )
+        stack.push_async_callback(llm.aclose)
+        conversation = ConversationService(
+            store=MemoryHistoryStore(),
+            model=llm,
+            options=GLMOptions(model="glm-4", max_tokens=512, temperature=0.5),
+            context_tokens=8192,
+            locks=leases,
+        )
+        signal = StopSignal(
+            client, keys, held_elsewhere=leases.held_elsewhere, reply_timeout=REPLY_TIMEOUT
+        )
+        stopper = Stopper(conversation, signal)
+        signal.serve(stopper)
+        await signal.start()
+        stack.push_async_callback(signal.stop)
+        yield Replica(leases, conversation, stopper, signal)
+
+
+@pytest.fixture
+async def glm() -> AsyncIterator[FakeGLM]:
+    slow = Reply(tokens=[f"w{i} " for i in range(200)], token_interval=0.05)
+    async with FakeGLM(default=slow) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def pair(
+    redis_url: str, key_prefix: str, glm: FakeGLM, redis_client: aioredis.Redis
+) -> AsyncIterator[tuple[Replica, Replica]]:
+    async with replica(redis_url, key_prefix, glm) as a, replica(redis_url, key_prefix, glm) as b:
+        yield a, b
+
+
+async def until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def admin(verdict: bool) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return verdict
+
+    return check
+
+
+async def test_a_stop_received_by_one_replica_stops_the_answer_on_the_other(
+    pair: tuple[Replica, Replica], glm: FakeGLM
+) -> None:
+    a, b = pair
+    answer, writer = a.ask("a long story")
+    await until(lambda: bool(writer.updates), "the first words on replica A")
+
+    outcome = await b.stopper.stop(KEY, by=ASKER, may_administer=admin(False))
+
+    assert outcome is StopOutcome.STOPPED
+    result = await asyncio.wait_for(answer, 5)
+    assert result.outcome is Outcome.STOPPED
+    assert result.answer.startswith("w0")
+    assert len(result.answer.split()) < 200, "the stream was cut, not completed"
+    assert "Stopped" in (writer.footer or "")
+    await glm.wait_cancelled(1)
+    context = await a.conversation.store.load_context(KEY, 10**6)
+    assert [(m.role, m.content) for m in context.messages] == [
+        ("user", "a long story"),
+        ("assistant", result.answer),
+    ]
+
+
+async def test_the_replica_writing_the_answer_decides_who_may_stop_it(
+    pair: tuple[Replica, Replica],
+) -> None:
+    a, b = pair
+    answer, writer = a.ask("a long story")
+    await until(lambda: bool(writer.updates), "the first words on replica A")
+
+    refused = await b.stopper.stop(KEY, by=OTHER, may_administer=admin(False))
+    assert refused is StopOutcome.NOT_ALLOWED
+    assert a.conversation.asker(KEY) == ASKER, "still answering"
+
+    by_admin = await b.stopper.stop(KEY, by=OTHER, may_administer=admin(True))
+    assert by_admin is StopOutcome.STOPPED
+    assert (await asyncio.wait_for(answer, 5)).outcome is Outcome.STOPPED
+
+
+async def test_nothing_to_stop_is_said_at_once_even_with_a_place_reserved_here(
+    pair: tuple[Replica, Replica], redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    _, b = pair
+    start = time.monotonic()
+    assert await b.stopper.stop(KEY, by=ASKER, may_administer=admin(True)) is StopOutcome.NOTHING
+
+    # the /stop update's own place in line (webhook mode reserves one on arrival) holds
+    # the free lease: it is this replica's, not an answer elsewhere
+    reservation = await b.leases.reserve(KEY)
+    lease_key = Keys(key_prefix, 42).chat_scoped(KEY.chat_id, "t0:lease")
+    assert await redis_client.exists(lease_key)
+    try:
+        outcome = await b.stopper.stop(KEY, by=ASKER, may_administer=admin(True))
+    finally:
+        await b.leases.release_unclaimed(reservation)
+    assert outcome is StopOutcome.NOTHING
+    assert time.monotonic() - start < REPLY_TIMEOUT / 2, "no wait for a reply nobody sends"
+
+
+async def test_turns_queued_on_other_replicas_are_dropped_with_the_stopped_answer(
+    pair: tuple[Replica, Replica], glm: FakeGLM
+) -> None:
+    a, b = pair
+    running, writer = a.ask("first")
+    await until(lambda: bool(writer.updates), "the first words on replica A")
+    queued_on_b, _ = b.ask("second, queued on B")
+    await until(lambda: b.conversation.waiting(KEY) == 1, "a turn queued on replica B")
+
+    # the stop is received where the answer runs: B hears that its queued turn goes too
+    assert await a.stopper.stop(KEY, by=ASKER, may_administer=admin(False)) is (StopOutcome.STOPPED)
+
+    assert (await asyncio.wait_for(running, 5)).outcome is Outcome.STOPPED
+    assert (await asyncio.wait_for(queued_on_b, 5)).outcome is Outcome.SKIPPED
+    assert len(glm.requests) == 1, "the queued turn never reached GLM"
+
+
+async def test_the_subscriber_comes_back_after_redis_restarts(
+    own_redis: RedisProcess, key_prefix: str, glm: FakeGLM
+) -> None:
+    async with (
+        replica(own_redis.url, key_prefix, glm) as a,
+        replica(own_redis.url, key_prefix, glm) as b,
+    ):
+        assert a.signal.subscribed
+        assert b.signal.subscribed
+        own_redis.stop()
+        await until(lambda: not a.signal.subscribed, "replica A to notice Redis is gone")
+        own_redis.start()
+        await until(
+            lambda: a.signal.subscribed and b.signal.subscribed, "both to subscribe again", 20
+        )
+
+        answer, writer = a.ask("a long story")
+        await until(lambda: bool(writer.updates), "the first words on replica A")
+        assert await b.stopper.stop(KEY, by=ASKER, may_administer=admin(False)) is (
+            StopOutcome.STOPPED
+        )
+        assert (await asyncio.wait_for(answer, 5)).outcome is Outcome.STOPPED
+
+
+class GatedWriter(RecordingWriter):
+    """Holds the answer in `begin()` (as a slow first Bot API call would) until opened."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def begin(self) -> None:
+        self.entered.set()
+        await self.gate.wait()
+
+
+async def test_a_stop_before_the_stream_began_is_not_lost(
+    pair: tuple[Replica, Replica], glm: FakeGLM
+) -> None:
+    a, b = pair
+    writer = GatedWriter()
+    answer = asyncio.create_task(a.conversation.answer(Turn(KEY, "hello", user_id=ASKER), writer))
+    await asyncio.wait_for(writer.entered.wait(), 5)
+
+    assert await b.stopper.stop(KEY, by=ASKER, may_administer=admin(False)) is (StopOutcome.STOPPED)
+    writer.gate.set()
+
+    result = await asyncio.wait_for(answer, 5)
+    assert result.outcome is Outcome.STOPPED
+    assert "Stopped" in (writer.footer or "")
+    assert glm.requests == [], "GLM was never asked"
