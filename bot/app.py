@@ -18,6 +18,7 @@ from bot.app_ops import (
     create_leases,
     create_metrics,
     create_readiness,
+    create_replica_registry,
     create_stopper,
     metered,
     observe_dispatcher,
@@ -285,6 +286,7 @@ def create_app(settings: Settings) -> App:
     )
     delivery = create_delivery(settings, bot)
     stopper, stop_signal = create_stopper(settings, conversation, redis, bot.id, leases, metrics)
+    replicas = create_replica_registry(settings, redis, bot.id, leases, delivery.limiter, metrics)
     dispatcher = create_dispatcher(
         Services(
             settings=settings,
@@ -301,7 +303,7 @@ def create_app(settings: Settings) -> App:
         journal=journal,
     )
     observe_dispatcher(dispatcher, metrics, conversation)
-    run_with_dispatcher(dispatcher, stop_signal)
+    run_with_dispatcher(dispatcher, stop_signal, replicas)
     return App(
         settings,
         bot,

@@ -17,7 +17,9 @@ from bot.leases import RedisLeases
 from bot.observability.dispatcher_metrics import TelegramCallMetrics, UpdateMetrics
 from bot.observability.health import Check, Readiness
 from bot.observability.metrics import MeteredModel, Metrics
+from bot.ratelimit import TelegramRateLimiter
 from bot.redis_client import on_redis_error
+from bot.replicas import ReplicaRegistry, bot_wide_share
 from bot.stop_signal import StopSignal
 from bot.stopping import Stoppable, Stopper
 
@@ -29,6 +31,7 @@ __all__ = [
     "create_leases",
     "create_metrics",
     "create_readiness",
+    "create_replica_registry",
     "create_stopper",
     "metered",
     "observe_dispatcher",
@@ -121,6 +124,31 @@ def create_stopper(
     stopper = Stopper(conversation, signal)
     signal.serve(stopper)
     return stopper, signal
+
+
+def create_replica_registry(
+    settings: Settings,
+    redis: Redis | None,
+    bot_id: int,
+    leases: RedisLeases | None,
+    limiter: TelegramRateLimiter,
+    metrics: Metrics | None = None,
+) -> ReplicaRegistry | None:
+    """With leases (replicas), the live replicas split the bot-wide Telegram budget."""
+    if redis is None or leases is None:
+        return None
+    budget = settings.stream.global_rate
+
+    def share(replicas: int) -> None:
+        limiter.set_global_rate(bot_wide_share(budget, replicas))
+
+    return ReplicaRegistry(
+        redis,
+        Keys(settings.redis.key_prefix, bot_id),
+        interval=settings.leases.presence_interval,
+        on_count=share,
+        on_error=metrics.redis_error if metrics is not None else None,
+    )
 
 
 def create_readiness(

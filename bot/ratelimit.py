@@ -67,10 +67,8 @@ class TelegramRateLimiter:
     ) -> None:
         if global_rate <= 0 or per_chat_interval < 0 or group_per_minute < 1:
             raise ValueError("rates must be positive")
-        # a sliding window, so that no second ever holds more than the rate, bursts included
-        # (a token bucket refilling while its burst is spent would allow twice as many)
-        self._window = 1.0 if global_rate >= 1 else 1.0 / global_rate
-        self._cap = max(1, math.floor(global_rate * self._window))
+        self._window, self._cap = _global_window(global_rate)
+        self.global_rate = global_rate
         self._sent: deque[float] = deque()
         self._in_flight = 0
         self._penalties: deque[tuple[float, int]] = deque()
@@ -135,6 +133,16 @@ class TelegramRateLimiter:
             return False
         self._take(chat_id, now, tracked=False)
         return True
+
+    def set_global_rate(self, rate: float) -> None:
+        """Change the bot-wide budget (replicas share one, see `bot.replicas`); requests
+        already waiting are granted under the new budget."""
+        if rate <= 0:
+            raise ValueError("rates must be positive")
+        self._window, self._cap = _global_window(rate)
+        self.global_rate = rate
+        if self._finals or self._others:
+            self._pump()
 
     def penalize(self, chat_id: int | None, retry_after: float) -> None:
         """Telegram answered 429: pause the chat (or everything, for None) for retry_after."""
@@ -288,6 +296,15 @@ class TelegramRateLimiter:
                 and chat.paused_until < now
             ):
                 del self._chats[chat_id]
+
+
+def _global_window(rate: float) -> tuple[float, int]:
+    """The bot-wide sliding window (seconds) and how many sends it holds.
+
+    A sliding window, so that no second ever holds more than the rate, bursts included
+    (a token bucket refilling while its burst is spent would allow twice as many)."""
+    window = 1.0 if rate >= 1 else 1.0 / rate
+    return window, max(1, math.floor(rate * window))
 
 
 def _window_ready_at(window: deque[float], in_flight: int, cap: int, span: float) -> float:

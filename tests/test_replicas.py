@@ -258,3 +258,38 @@ async def test_stop_sent_to_one_replica_stops_the_answer_running_on_the_other(
             timeout=10,
             what="nothing to stop",
         )
+
+
+async def test_two_replicas_share_the_bot_wide_budget_without_a_429(
+    two_replicas: tuple[FakeTelegram, FakeGLM, list[Replica]],
+) -> None:
+    tg, glm, replicas = two_replicas
+
+    def counts(replica: Replica) -> list[str]:
+        messages = [str(line.get("message", "")) for line in replica.log_lines()]
+        return [m for m in messages if m.startswith("replicas: ")]
+
+    async def both_count_two() -> bool:
+        sharing = "replicas: 2 live, sharing the bot-wide Telegram budget"
+        return all(counts(replica)[-1:] == [sharing] for replica in replicas)
+
+    await poll(both_count_two, "each replica to count two", 30)
+    # Telegram's 30 messages a second for the bot; each replica may send 30 (the default
+    # budget) on its own, 15 as one of two
+    tg.limits.global_per_second = 30
+    # the answers all end about together: one sendMessage each, far beyond 30 a second
+    glm.set_responder(lambda body: Reply(text="ok", first_token_delay=1.0))
+    chats = range(7001, 7101)
+    assert tg.webhook_secret is not None
+    async with aiohttp.ClientSession() as session:
+        balancer = RoundRobin(session, [r.webhook_url for r in replicas], tg.webhook_secret)
+        await asyncio.gather(*(balancer.deliver(private_text_update(tg, c, "hi")) for c in chats))
+    await tg.wait_for(
+        lambda: all(tg.chat_messages(c) for c in chats), timeout=60, what="every chat answered"
+    )
+    assert tg.rejected_429() == 0
+    assert {replica for _, replica in balancer.sent} == {0, 1}
+    sends = sorted(c.at for c in tg.calls if c.method == "sendMessage")
+    assert len(sends) == len(chats)
+    busiest = max(sum(1 for t in sends if start <= t < start + 1) for start in sends)
+    assert busiest > 15, "both replicas were sending at once: the budget was really shared"

@@ -73,3 +73,6 @@ class LeaseSettings(BaseModel):
     ttl: float = Field(default=30.0, gt=0)
     # Longest pause between two attempts of a waiting replica to take a lease.
     poll_interval: float = Field(default=0.05, gt=0)
+    # Seconds between a replica's presence marks: replicas split Telegram's bot-wide
+    # budget ([stream] global_rate) between those heard from within 5 intervals.
+    presence_interval: float = Field(default=2.0, gt=0)
