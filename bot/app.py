@@ -240,7 +240,9 @@ def create_dispatcher(
     dedup: UpdateDedup | None = None,
     journal: TurnJournal | None = None,
 ) -> Dispatcher:
-    dispatcher = Dispatcher(**services)
+    # No FSM: the bot has no multi-step dialogues, and aiogram's in-memory FSM storage
+    # would keep a record for every user and chat it ever saw.
+    dispatcher = Dispatcher(disable_fsm=True, **services)
     dispatcher.include_routers(*get_routers())
     if dedup is not None:
         dispatcher.update.outer_middleware(DedupMiddleware(dedup))
