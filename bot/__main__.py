@@ -10,6 +10,7 @@ import sys
 
 from bot.app import create_app, run_polling, run_webhook
 from bot.config import ConfigError, load_settings
+from bot.gc_tuning import tune_garbage_collector
 from bot.observability.logs import secret_parts, setup_logging
 from bot.observability.logs_json import resolve_log_format
 from bot.webhook import check_webhook_settings, webhook_secret
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # e.g. a token without the "<id>:" prefix
         print(f"glmbot: configuration error: {exc}", file=sys.stderr)
         return 2
+    tune_garbage_collector()
     if mode == "webhook":
         logging.getLogger("bot").info("starting: webhook, model %s", settings.llm.model)
         asyncio.run(run_webhook(app))
