@@ -192,10 +192,15 @@ class TelegramRateLimiter:
         blocked: set[int] = set()  # chats whose earlier waiter must go first
         for queue in (self._finals, self._others):
             kept: list[_Waiter] = []
-            for waiter in queue:
+            for index, waiter in enumerate(queue):
+                if self._starved:
+                    # Nobody else can go before the budget refills: keep the rest as it
+                    # is (a thousand queued finals would otherwise be walked on every pump).
+                    kept.extend(queue[index:])
+                    break
                 if waiter.future.done():
                     continue
-                if self._starved or waiter.chat_id in blocked:
+                if waiter.chat_id in blocked:
                     kept.append(waiter)
                     continue
                 ready = max(self._ready_at(waiter.chat_id, waiter.final, now), self._paused_until)

@@ -201,8 +201,9 @@ class Generation:
                 self._done = True
                 break
             try:
-                chunk = json.loads(data)
-            except ValueError:
+                # decoded first: json.loads would sniff the encoding of bytes every time
+                chunk = json.loads(data.decode("utf-8"))
+            except ValueError:  # UnicodeDecodeError included
                 self._error = GLMError(ErrorKind.UNKNOWN, "malformed stream data")
                 break
             if event == "error" or (isinstance(chunk, dict) and chunk.get("error")):
