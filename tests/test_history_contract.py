@@ -23,6 +23,7 @@ from bot.history import (
     create_history_store,
 )
 from bot.keys import Keys
+from tests.conftest import RedisProcess
 
 BOT_ID = 42
 CHAT = ConversationKey(-100123)
@@ -163,6 +164,21 @@ async def test_a_long_history_is_walked_across_pages(make_store: StoreFactory) -
     context = await store.load_context(CHAT, 3000)
     assert context.messages == messages
     assert not context.truncated
+
+
+@pytest.mark.parametrize("length", [31, 32, 33, 96, 97])
+async def test_a_history_ending_at_a_page_edge_is_read_whole(
+    make_store: StoreFactory, length: int
+) -> None:
+    store = make_store()
+    messages = numbered(length, tokens=1)
+    await store.append(CHAT, messages)
+    context = await store.load_context(CHAT, 10_000)
+    assert context.messages == messages
+    assert not context.truncated
+    context = await store.load_context(CHAT, length - 1)
+    assert context.messages == messages[1:]
+    assert context.truncated
 
 
 async def test_a_topic_inherits_the_chat_persona_until_it_has_its_own(
@@ -327,6 +343,46 @@ async def test_ping(store: HistoryStore) -> None:
     assert await store.ping() is True
 
 
+class FieldRider:
+    """A `Rider` setting one hash field (or deleting it); remembers what it was told."""
+
+    def __init__(self, key: str, *, delete: bool = False) -> None:
+        self.key = key
+        self.delete = delete
+        self.outcomes: list[BaseException | None] = []
+
+    def command(self) -> tuple[str, ...]:
+        if self.delete:
+            return ("HDEL", self.key, "field")
+        return ("HSET", self.key, "field", "value")
+
+    def landed(self, error: BaseException | None) -> None:
+        self.outcomes.append(error)
+
+
+async def test_riders_go_with_the_read_and_the_append_on_redis_only(
+    store: HistoryStore, redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    hash_key = f"{key_prefix}:riders"
+    await store.append(CHAT, numbered(2))
+    recording, removal = FieldRider(hash_key), FieldRider(hash_key, delete=True)
+
+    context = await store.load_context(CHAT, 1000, rider=recording)
+    assert context.messages == numbered(2), "the read is the same with a rider"
+    written = await redis_client.hget(hash_key, "field")
+    await store.append(CHAT, numbered(2), rider=removal)
+    assert await store.length(CHAT) == 4
+
+    if isinstance(store, MemoryHistoryStore):
+        # never sent: the rider's owner sees that and writes it itself
+        assert (recording.outcomes, removal.outcomes) == ([], [])
+        assert written is None
+    else:
+        assert (recording.outcomes, removal.outcomes) == ([None], [None])
+        assert written == b"value"
+        assert not await redis_client.exists(hash_key)
+
+
 # ---- Redis only -----------------------------------------------------------------------
 
 
@@ -430,6 +486,65 @@ async def test_a_failing_append_leaves_nothing(
     assert await redis_client.get(list_key) in (b"not a list", "not a list")
     keys = [_text(k) async for k in redis_client.scan_iter(match=f"{key_prefix}*", count=1000)]
     assert keys == [list_key]  # not even the idempotency marker
+
+
+async def test_a_rider_lands_though_the_append_fails(
+    redis_store: RedisHistoryStore, redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    await redis_client.set(Keys(key_prefix, BOT_ID).messages(CHAT), "not a list")
+    hash_key = f"{key_prefix}:riders"
+    rider = FieldRider(hash_key)
+    with pytest.raises(HistoryUnavailable):
+        await redis_store.append(CHAT, numbered(2), rider=rider)
+    assert rider.outcomes == [None]
+    assert await redis_client.hget(hash_key, "field") == b"value"
+    with pytest.raises(HistoryUnavailable):
+        await redis_store.load_context(CHAT, 100, rider=FieldRider(hash_key, delete=True))
+    assert not await redis_client.exists(hash_key)
+
+
+async def test_a_rider_alone_when_there_is_nothing_to_append(
+    redis_store: RedisHistoryStore, redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    rider = FieldRider(f"{key_prefix}:riders")
+    await redis_store.append(CHAT, [], rider=rider)
+    assert rider.outcomes == [None]
+    assert await redis_client.hget(f"{key_prefix}:riders", "field") == b"value"
+
+
+async def test_riders_survive_a_script_cache_flush(own_redis: RedisProcess) -> None:
+    """After a restart or a failover Redis knows no scripts: the pipelined call is sent
+    again once the script is loaded, the rider is not sent twice."""
+    client = aioredis.Redis.from_url(own_redis.url)
+    try:
+        store = RedisHistoryStore(client, Keys("glmbot-test", BOT_ID))
+        await store.append(CHAT, numbered(2), rider=FieldRider("riders"))
+        await client.script_flush()
+        await client.config_resetstat()
+        rider = FieldRider("riders", delete=True)
+        context = await store.load_context(CHAT, 1000, rider=rider)
+        assert context.messages == numbered(2)
+        assert rider.outcomes == [None]
+        await client.script_flush()
+        await store.append(CHAT, numbered(2), rider=FieldRider("riders"))
+        assert await store.length(CHAT) == 4
+        stats = await client.info("commandstats")
+        assert stats["cmdstat_script|load"]["calls"] == 2, "both calls found no script"
+        assert stats["cmdstat_hdel"]["calls"] == 1
+        assert stats["cmdstat_hset"]["calls"] == 1
+        assert stats["cmdstat_rpush"]["calls"] == 1
+    finally:
+        await client.aclose()
+
+
+async def test_a_rider_hears_of_an_unreachable_redis(
+    unreachable_store: RedisHistoryStore,
+) -> None:
+    rider = FieldRider("glmbot-test-unreachable:riders")
+    with pytest.raises(HistoryUnavailable):
+        await unreachable_store.load_context(CHAT, 100, rider=rider)
+    (error,) = rider.outcomes
+    assert error is not None
 
 
 async def test_a_retried_append_is_stored_once(

@@ -13,6 +13,7 @@ from bot.history.base import (
     HistoryStore,
     HistoryUnavailable,
     Persona,
+    Rider,
     Role,
     StoredMessage,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "MemoryHistoryStore",
     "Persona",
     "RedisHistoryStore",
+    "Rider",
     "Role",
     "StoredMessage",
     "create_history_store",

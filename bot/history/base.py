@@ -14,6 +14,7 @@ __all__ = [
     "HistoryStore",
     "HistoryUnavailable",
     "Persona",
+    "Rider",
     "Role",
     "StoredMessage",
 ]
@@ -64,18 +65,44 @@ class ConversationContext:
     truncated: bool
 
 
+class Rider(Protocol):
+    """Another part's small Redis write (the journal of turns in progress) that a store
+    on Redis sends in the same round trip as its own script, instead of in one of its own.
+
+    The store reports the outcome with `landed`: None when Redis applied it, else the
+    error (the write may then have been applied or not). A store without Redis never
+    calls `landed`; the rider's owner then sees it unsent and writes it itself.
+    """
+
+    def command(self) -> tuple[str, ...]:
+        """The Redis command and its arguments, e.g. ``("HDEL", key, field)``."""
+        ...
+
+    def landed(self, error: BaseException | None) -> None: ...
+
+
 class HistoryStore(Protocol):
     """Conversation history, personas and per-chat flags.
 
     Every method may raise `HistoryUnavailable` when the backing storage is unreachable.
     """
 
-    async def load_context(self, key: ConversationKey, budget_tokens: int) -> ConversationContext:
-        """The effective persona and the newest messages that fit `budget_tokens` with it."""
+    async def load_context(
+        self, key: ConversationKey, budget_tokens: int, *, rider: Rider | None = None
+    ) -> ConversationContext:
+        """The effective persona and the newest messages that fit `budget_tokens` with it;
+        `rider` goes along with the read, whether the read succeeds or not."""
         ...
 
-    async def append(self, key: ConversationKey, messages: Sequence[StoredMessage]) -> None:
-        """Store all `messages` at the end, atomically, then trim to the store's maximum."""
+    async def append(
+        self,
+        key: ConversationKey,
+        messages: Sequence[StoredMessage],
+        *,
+        rider: Rider | None = None,
+    ) -> None:
+        """Store all `messages` at the end, atomically, then trim to the store's maximum;
+        `rider` goes along, whether the append succeeds or not."""
         ...
 
     async def clear(self, key: ConversationKey) -> None:

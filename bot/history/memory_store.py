@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from bot.history.base import (
     ConversationContext,
     Persona,
+    Rider,
     StoredMessage,
     newest_that_fit,
     validate_messages,
@@ -38,16 +39,24 @@ class MemoryHistoryStore:
             persona = self._personas.get(key.chat)
         return persona
 
-    async def load_context(self, key: ConversationKey, budget_tokens: int) -> ConversationContext:
-        """See `HistoryStore.load_context`."""
+    async def load_context(
+        self, key: ConversationKey, budget_tokens: int, *, rider: Rider | None = None
+    ) -> ConversationContext:
+        """See `HistoryStore.load_context`; a rider is left unsent (there is no Redis)."""
         persona = self._persona(key, inherit=True)
         if persona is not None:
             budget_tokens -= persona.tokens
         messages, truncated = newest_that_fit(reversed(self._messages.get(key, ())), budget_tokens)
         return ConversationContext(persona=persona, messages=messages, truncated=truncated)
 
-    async def append(self, key: ConversationKey, messages: Sequence[StoredMessage]) -> None:
-        """See `HistoryStore.append`."""
+    async def append(
+        self,
+        key: ConversationKey,
+        messages: Sequence[StoredMessage],
+        *,
+        rider: Rider | None = None,
+    ) -> None:
+        """See `HistoryStore.append`; a rider is left unsent (there is no Redis)."""
         validate_messages(messages)
         if not messages:
             return

@@ -3,6 +3,11 @@
 A list entry is ``<tokens>\\t<u|a>\\t<content>``: the first two fields hold no tab, so the
 content may contain anything, and a Lua script can read the token count with an anchored
 pattern instead of decoding the message.
+
+A turn costs two round trips here: the context read and the append, each one script
+call. Another part's small write (a `Rider`: the journal recording the turn, then
+clearing it) goes in the same pipeline as the script rather than in a round trip of its
+own. It is not passed to the script: its key is bot-wide, in another Cluster slot.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ from bot.history.base import (
     ConversationContext,
     HistoryUnavailable,
     Persona,
+    Rider,
     Role,
     StoredMessage,
     validate_messages,
     validate_persona,
 )
 from bot.keys import ConversationKey, Keys
+from bot.redis_batch import ScriptCall, send_together
 
 __all__ = ["RedisHistoryStore"]
 
@@ -39,7 +46,8 @@ _APPEND_MARKER_TTL = 120
 # KEYS: topic persona, chat persona (same key for thread None), message list.
 # ARGV: budget in tokens.
 # Pages from the tail grow from 32 entries to 1024, so a small budget costs one short
-# LRANGE however long the list is, and a large one a handful of calls.
+# LRANGE however long the list is, and a large one a handful of calls. A short page is
+# the head of the list (LRANGE clamps a range reaching past it), so no LLEN is needed.
 _LOAD_CONTEXT = """
 local fields = {'text', 'tokens', 'set_by', 'set_at', 'preset'}
 local persona = redis.call('HMGET', KEYS[1], unpack(fields))
@@ -52,15 +60,13 @@ if persona[1] then
 else
   persona = {}
 end
-local total = redis.call('LLEN', KEYS[3])
 local out = {}
 local used = 0
 local seen = 0
 local page = 32
 local truncated = 0
-while seen < total do
-  local n = math.min(page, total - seen)
-  local entries = redis.call('LRANGE', KEYS[3], -(seen + n), -(seen + 1))
+while true do
+  local entries = redis.call('LRANGE', KEYS[3], -(seen + page), -(seen + 1))
   for i = #entries, 1, -1 do
     local tokens = tonumber(string.match(entries[i], '^(%d+)\\t'))
     if not tokens then
@@ -73,8 +79,8 @@ while seen < total do
     used = used + tokens
     out[#out + 1] = entries[i]
   end
-  if truncated == 1 then break end
-  seen = seen + n
+  if truncated == 1 or #entries < page then break end
+  seen = seen + page
   page = math.min(page * 2, 1024)
 end
 return {persona, truncated, out}
@@ -85,11 +91,13 @@ return {persona, truncated, out}
 _APPEND = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local n = #ARGV
+local length = 0
 -- unpack() is bounded by the Lua C stack, so long batches go in slices
 for i = 4, n, 1000 do
-  redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, n)))
+  length = redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, n)))
 end
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
+local max = tonumber(ARGV[1])
+if length > max then redis.call('LTRIM', KEYS[1], -max, -1) end
 local ttl = tonumber(ARGV[2])
 if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
 redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
@@ -164,31 +172,65 @@ class RedisHistoryStore:
         self._load_script = redis.register_script(_LOAD_CONTEXT)
         self._append_script = redis.register_script(_APPEND)
 
-    async def load_context(self, key: ConversationKey, budget_tokens: int) -> ConversationContext:
-        """See `HistoryStore.load_context`; one script call, reading only the needed tail."""
+    async def load_context(
+        self, key: ConversationKey, budget_tokens: int, *, rider: Rider | None = None
+    ) -> ConversationContext:
+        """See `HistoryStore.load_context`; one script call, reading only the needed tail,
+        and `rider` in the same round trip."""
         keys = [
             self._keys.persona(key),
             self._keys.persona(key.chat),
             self._keys.messages(key),
         ]
+        call = ScriptCall(self._load_script, keys, [budget_tokens])
         with _unavailable():
-            persona, truncated, entries = await self._load_script(keys=keys, args=[budget_tokens])
+            persona, truncated, entries = await self._run(call, rider)
         return ConversationContext(
             persona=_decode_persona(persona),
             messages=[decode_entry(entry) for entry in reversed(entries)],
             truncated=bool(truncated),
         )
 
-    async def append(self, key: ConversationKey, messages: Sequence[StoredMessage]) -> None:
-        """See `HistoryStore.append`; one script call, so all messages land or none."""
+    async def append(
+        self,
+        key: ConversationKey,
+        messages: Sequence[StoredMessage],
+        *,
+        rider: Rider | None = None,
+    ) -> None:
+        """See `HistoryStore.append`; one script call, so all messages land or none, and
+        `rider` in the same round trip."""
         validate_messages(messages)
-        if not messages:
-            return
-        marker = self._keys.append_marker(key, uuid4().hex)
-        args: list[str | int] = [self._max_messages, self._idle_ttl, _APPEND_MARKER_TTL]
-        args.extend(encode_entry(message) for message in messages)
+        call: ScriptCall | None = None
+        if messages:
+            marker = self._keys.append_marker(key, uuid4().hex)
+            args: list[str | int] = [self._max_messages, self._idle_ttl, _APPEND_MARKER_TTL]
+            args.extend(encode_entry(message) for message in messages)
+            call = ScriptCall(self._append_script, [self._keys.messages(key), marker], args)
         with _unavailable():
-            await self._append_script(keys=[self._keys.messages(key), marker], args=args)
+            await self._run(call, rider)
+
+    async def _run(self, call: ScriptCall | None, rider: Rider | None) -> Any:
+        """The script's reply (its error raised); the rider's outcome goes to the rider
+        alone."""
+        if rider is None:
+            return None if call is None else await call.script(keys=call.keys, args=call.args)
+        # The rider first: MONITOR shows a script's line before the script runs, so the
+        # two lines come back to back, and the bench counts them as one round trip.
+        sent: list[ScriptCall | tuple[str, ...]] = [rider.command()]
+        if call is not None:
+            sent.append(call)
+        try:
+            replies = await send_together(self._redis, sent)
+        except BaseException as exc:
+            rider.landed(exc)
+            raise
+        landed = replies[0]
+        rider.landed(landed if isinstance(landed, Exception) else None)
+        reply = replies[-1] if call is not None else None
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
     async def clear(self, key: ConversationKey) -> None:
         """See `HistoryStore.clear`."""
