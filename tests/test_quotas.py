@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from bot.config import ModelPrice
 from bot.keys import Keys
 from bot.quotas import (
+    Charge,
     Limits,
     MemoryMeterStore,
     MeterStore,
@@ -206,6 +207,53 @@ async def test_usage_keys_live_in_the_namespace_with_ttls(
     chat_month = f"{key_prefix}:b{BOT_ID}:{{c{GROUP}}}:usage:{month_of(NOON)}"
     assert await redis_client.hget(user_day, "tokens") == b"15"
     assert await redis_client.hget(chat_month, "cost") == b"2000"  # 0.002 CNY in millionths
+
+
+async def test_a_charge_is_one_script_that_sets_ttls_when_it_creates_a_key(
+    own_redis: RedisProcess,
+) -> None:
+    client = aioredis.Redis.from_url(own_redis.url)
+    try:
+        store = RedisMeterStore(client, Keys("glmbot-test", BOT_ID))
+        quotas = service(store, Clock())
+        await quotas.charge(ALICE, GROUP, 1000, 500)
+        await client.script_flush()  # as after a restart: the script is loaded again
+        await client.config_resetstat()
+        await quotas.charge(ALICE, GROUP, 1000, 500)
+        await quotas.charge(BOB, GROUP, 10, 10)  # Bob's own counters are new
+        stats = {
+            name.removeprefix("cmdstat_"): int(values["calls"])
+            for name, values in (await client.info("commandstats")).items()
+        }
+        report = await quotas.user_report(ALICE, GROUP)
+    finally:
+        await client.aclose()
+    # one round trip each: no per-field HINCRBY, an EXPIRE only for Bob's day and month
+    assert stats["evalsha"] == 3, "two charges, one sent again after NOSCRIPT"
+    assert stats["script|load"] == 1
+    assert stats["expire"] == 2
+    assert "hincrby" not in stats
+    assert stats["hset"] == stats["hmget"] == 2 * 8
+    assert stats["zincrby"] == 2 * 2
+    assert report.today.tokens == 3000
+    assert report.today.requests == 2
+    assert report.today.cost == pytest.approx(0.4)
+    assert report.chat_today is not None
+    assert report.chat_today.tokens == 3020
+    assert report.chat_today.requests == 3
+
+
+async def test_large_sums_stay_exact(redis_client: aioredis.Redis, key_prefix: str) -> None:
+    store = RedisMeterStore(redis_client, Keys(key_prefix, BOT_ID))
+    # near 2^53, the edge of what the script's numbers (doubles) hold exactly
+    big = Charge(ALICE, ALICE, "glm-4", 4 * 10**15 + 1, 1, 10**15 + 3)
+    await store.charge(big, NOON)
+    await store.charge(big, NOON)
+    (today,) = await store.totals([(Scope.user(ALICE), day_of(NOON))])
+    assert today.prompt == 8 * 10**15 + 2
+    assert today.cost_micros == 2 * 10**15 + 6
+    user_day = Keys(key_prefix, BOT_ID).chat_scoped(ALICE, f"user:usage:{day_of(NOON)}")
+    assert await redis_client.hget(user_day, "tokens") == b"8000000000000004"
 
 
 async def test_two_replicas_cannot_exceed_a_limit_together(

@@ -76,7 +76,10 @@ class MemoryMeterStore:
         day, month = day_of(now), month_of(now)
         for scope in Scope.of_charge(charge):
             for period, ttl in ((day, DAY_TTL), (month, MONTH_TTL)):
-                _, old = self._usage.get((scope, period), (0.0, Totals()))
+                expires, old = self._usage.get((scope, period), (0.0, Totals()))
+                if expires <= now:
+                    # as in Redis: the TTL runs from the period's first answer
+                    expires, old = now + ttl, Totals()
                 new = replace(
                     old,
                     prompt=old.prompt + charge.prompt_tokens,
@@ -84,15 +87,19 @@ class MemoryMeterStore:
                     requests=old.requests + 1,
                     cost_micros=old.cost_micros + charge.cost_micros,
                 )
-                self._usage[(scope, period)] = (now + ttl, new)
+                self._usage[(scope, period)] = (expires, new)
         boards: tuple[tuple[Board, str], ...] = (
             ("chats", str(charge.chat_id)),
             ("models", charge.model),
         )
         for board, member in boards:
-            _, scores = self._boards.get((board, month), (0.0, {}))
+            expires, scores = self._boards.get((board, month), (0.0, {}))
+            if expires <= now:
+                scores = {}
+            if member not in scores:
+                expires = now + MONTH_TTL  # as in Redis: a new member renews the board
             scores[member] = scores.get(member, 0) + charge.tokens
-            self._boards[(board, month)] = (now + MONTH_TTL, scores)
+            self._boards[(board, month)] = (expires, scores)
 
     async def totals(self, wanted: Sequence[tuple[Scope, str]]) -> list[Totals]:
         return [self._usage.get(item, (0.0, Totals()))[1] for item in wanted]

@@ -16,6 +16,12 @@ A message is admitted by one script on the user's slot, then one on the chat's; 
 checks and counts atomically, so no number of replicas can push a counter past its limit.
 If the chat refuses after the user's window counted the message, that count is taken
 back: a refused message costs nothing.
+
+An answer is charged by one script, in one round trip (on a Cluster, one script per slot
+its keys fall in, in one pipeline). A usage hash costs an HMGET and an HSET of all its
+fields, whatever changed, rather than an HINCRBY per field; its TTL is set when the
+first answer of the period creates it (a period's counters then outlive its end by the
+TTL at least), and a board's when a new member joins it.
 """
 
 from __future__ import annotations
@@ -25,7 +31,11 @@ from typing import Any, cast
 from uuid import uuid4
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
+from redis.crc import key_slot
 from redis.exceptions import RedisError
+from redis.typing import EncodableT
 
 from bot.keys import Keys
 from bot.quotas.base import (
@@ -44,6 +54,7 @@ from bot.quotas.base import (
     month_of,
     seconds_to_midnight,
 )
+from bot.redis_batch import ScriptCall, send_together
 
 __all__ = ["RedisMeterStore"]
 
@@ -85,6 +96,38 @@ end
 return false
 """
 
+# Adds one answer to usage hashes and boards (sorted sets) of one Cluster slot.
+# KEYS: usage hashes, then boards.
+# ARGV: prompt, completion, cost, number of hashes, a TTL per hash, then a member and a
+#       TTL per board.
+# Lua numbers are doubles, exact to 2^53; '%d' keeps large sums out of exponent notation.
+_CHARGE = """
+local prompt, completion, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tokens = prompt + completion
+local hashes = tonumber(ARGV[4])
+local function plus(old, n)
+  return string.format('%d', (tonumber(old) or 0) + n)
+end
+for i = 1, hashes do
+  local old = redis.call('HMGET', KEYS[i], 'prompt', 'completion', 'tokens', 'requests', 'cost')
+  redis.call('HSET', KEYS[i],
+    'prompt', plus(old[1], prompt), 'completion', plus(old[2], completion),
+    'tokens', plus(old[3], tokens), 'requests', plus(old[4], 1), 'cost', plus(old[5], cost))
+  if not old[4] then
+    redis.call('EXPIRE', KEYS[i], ARGV[4 + i])
+  end
+end
+local at = 5 + hashes
+for i = hashes + 1, #KEYS do
+  local score = redis.call('ZINCRBY', KEYS[i], tokens, ARGV[at])
+  if tonumber(score) == tokens then
+    redis.call('EXPIRE', KEYS[i], ARGV[at + 1])
+  end
+  at = at + 2
+end
+return 1
+"""
+
 # what ZREVRANGE ... WITHSCORES answers
 _Scored = list[tuple[str | bytes, float]]
 
@@ -103,6 +146,9 @@ class RedisMeterStore:
         self._redis = redis
         self._keys = keys
         self._admit = redis.register_script(_ADMIT)
+        self._charge = redis.register_script(_CHARGE)
+        # a Cluster script may only touch one slot: the charge is split by slot there
+        self._cluster = isinstance(redis, RedisCluster)
 
     # -- keys --------------------------------------------------------------------------
 
@@ -165,31 +211,35 @@ class RedisMeterStore:
         return None
 
     async def charge(self, charge: Charge, now: float) -> None:
-        # Not one transaction: the keys live in several Cluster slots. Each counter is
-        # still added to atomically; a failure midway leaves some scopes uncounted.
+        # Not one transaction on a Cluster: the keys live in several slots. Each slot's
+        # counters are still added to atomically; a failure midway leaves some uncounted.
         day, month = day_of(now), month_of(now)
+        groups: dict[int, _SlotCharge] = {}
+
+        def group(key: str) -> _SlotCharge:
+            slot = key_slot(key.encode()) if self._cluster else 0
+            return groups.setdefault(slot, _SlotCharge())
+
+        for scope in Scope.of_charge(charge):
+            for period, ttl in ((day, DAY_TTL), (month, MONTH_TTL)):
+                key = self.usage_key(scope, period)
+                group(key).hashes.append((key, ttl))
+        boards: tuple[tuple[Board, str], ...] = (
+            ("chats", str(charge.chat_id)),
+            ("models", charge.model),
+        )
+        for board, member in boards:
+            key = self._board_key(board, month)
+            group(key).boards.append((key, member, MONTH_TTL))
+        amounts = [charge.prompt_tokens, charge.completion_tokens, charge.cost_micros]
+        calls = [slot.call(self._charge, amounts) for slot in groups.values()]
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for scope in Scope.of_charge(charge):
-                    for period, ttl in ((day, DAY_TTL), (month, MONTH_TTL)):
-                        key = self.usage_key(scope, period)
-                        pipe.hincrby(key, "prompt", charge.prompt_tokens)
-                        pipe.hincrby(key, "completion", charge.completion_tokens)
-                        pipe.hincrby(key, "tokens", charge.tokens)
-                        pipe.hincrby(key, "requests", 1)
-                        pipe.hincrby(key, "cost", charge.cost_micros)
-                        pipe.expire(key, ttl)
-                boards: tuple[tuple[Board, str], ...] = (
-                    ("chats", str(charge.chat_id)),
-                    ("models", charge.model),
-                )
-                for board, member in boards:
-                    key = self._board_key(board, month)
-                    pipe.zincrby(key, charge.tokens, member)
-                    pipe.expire(key, MONTH_TTL)
-                await pipe.execute()
+            replies = await send_together(self._redis, calls)
         except RedisError as exc:
             raise MeterUnavailable(str(exc)) from None
+        failed = [reply for reply in replies if isinstance(reply, Exception)]
+        if failed:
+            raise MeterUnavailable(str(failed[0]))
 
     async def totals(self, wanted: Sequence[tuple[Scope, str]]) -> list[Totals]:
         if not wanted:
@@ -211,6 +261,24 @@ class RedisMeterStore:
         except RedisError as exc:
             raise MeterUnavailable(str(exc)) from None
         return [(_text(member), int(score)) for member, score in cast(_Scored, rows)]
+
+
+class _SlotCharge:
+    """The keys of one charge that share a Cluster slot (all of them elsewhere)."""
+
+    __slots__ = ("boards", "hashes")
+
+    def __init__(self) -> None:
+        self.hashes: list[tuple[str, int]] = []  # usage hash, TTL
+        self.boards: list[tuple[str, str, int]] = []  # board, member, TTL
+
+    def call(self, script: AsyncScript, amounts: list[int]) -> ScriptCall:
+        keys = [key for key, _ in self.hashes] + [key for key, _, _ in self.boards]
+        args: list[EncodableT] = [*amounts, len(self.hashes)]
+        args.extend(ttl for _, ttl in self.hashes)
+        for _, member, ttl in self.boards:
+            args.extend((member, ttl))
+        return ScriptCall(script, keys, args)
 
 
 def _text(value: str | bytes) -> str:
