@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.context import Prompt, build_prompt
-from bot.history import HistoryStore, HistoryUnavailable, StoredMessage
+from bot.history import HistoryStore, HistoryUnavailable, Rider, StoredMessage
 from bot.keys import ConversationKey
 from bot.llm import ErrorKind, GLMError, GLMOptions, StreamEnd, StreamEvent, TextDelta, Usage
 from bot.locks import ConversationLocks, TurnLocks
-from bot.pending import TurnJournal
+from bot.pending import JournalEntry, TurnJournal
 from bot.texts import text
 from bot.tokens import TokenCalibration, message_tokens
 
@@ -218,22 +218,30 @@ class ConversationService:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
-        ticket: str | None = None
+        entry: JournalEntry | None = None
         try:
             if self._journal is not None:
-                ticket = await self._journal.begin(turn)
-            result = await self._answer_in_turn(turn, writer)
+                # Recorded with the context read (bot.pending), unless that read may wait
+                # behind another answer: then now.
+                entry = self._journal.entry(turn)
+                if not self._locks.idle(turn.key):
+                    await self._journal.record(entry)
+            result = await self._answer_in_turn(turn, writer, entry)
             await self._answered(turn, result)
             return result
         except asyncio.CancelledError:
-            ticket = None  # cut off by shutdown, unanswered: left for the restart to report
+            entry = None  # cut off by shutdown, unanswered: left for the restart to report
             raise
         finally:
-            if task is not None:
-                self._tasks.discard(task)
-            await writer.aclose()
-            if self._journal is not None:
-                await self._journal.end(ticket)
+            try:
+                await writer.aclose()
+                if self._journal is not None and entry is not None:
+                    await self._journal.end(entry)
+            finally:
+                # only now: drain() at shutdown waits for the journal too, whose client
+                # is closed next (a command after that would open a connection anew)
+                if task is not None:
+                    self._tasks.discard(task)
 
     async def _answered(self, turn: Turn, result: AnswerResult) -> None:
         if self._on_answered is None:
@@ -244,7 +252,9 @@ class ConversationService:
             # accounting must never cost the user an answer already delivered
             log.exception("the after-answer hook failed for chat %s", turn.key.chat_id)
 
-    async def _answer_in_turn(self, turn: Turn, writer: AnswerWriter) -> AnswerResult:
+    async def _answer_in_turn(
+        self, turn: Turn, writer: AnswerWriter, entry: JournalEntry | None
+    ) -> AnswerResult:
         epoch = self._epochs.get(turn.key, 0)
         async with self._locks.hold(turn.key):
             if self._epochs.get(turn.key, 0) != epoch:
@@ -252,7 +262,7 @@ class ConversationService:
             running = _Running(asker=turn.user_id)
             self._running[turn.key] = running
             try:
-                result = await self._answer(turn, writer, running)
+                result = await self._answer(turn, writer, running, entry)
                 # bot.streaming's writers count these; test doubles need not
                 result.first_visible_at = getattr(writer, "first_visible_at", None)
                 result.api_calls = getattr(writer, "api_calls", 0)
@@ -262,17 +272,22 @@ class ConversationService:
                 if not self._locks.waiting(turn.key):
                     self._epochs.pop(turn.key, None)
 
-    async def _answer(self, turn: Turn, writer: AnswerWriter, running: _Running) -> AnswerResult:
+    async def _answer(
+        self, turn: Turn, writer: AnswerWriter, running: _Running, entry: JournalEntry | None
+    ) -> AnswerResult:
         result = AnswerResult(Outcome.FAILED)
         user = StoredMessage("user", turn.stored_text, message_tokens(turn.stored_text))
         notes: list[str] = []
         await writer.begin()
         try:
-            prompt = await self._prompt(turn.key, user, shrink=1)
+            recording = entry.recording() if entry is not None else None
+            prompt = await self._prompt(turn.key, user, shrink=1, rider=recording)
         except HistoryUnavailable:
             log.warning("history unavailable for chat %s", turn.key.chat_id)
             await writer.finish("", footer=text("storage_unavailable", turn.language))
             return result
+        if entry is not None and entry.unsent and self._journal is not None:
+            await self._journal.record(entry)  # a store without Redis cannot carry it
         if prompt.user_truncated:
             notes.append(text("question_truncated", turn.language))
 
@@ -308,7 +323,7 @@ class ConversationService:
             result.outcome = Outcome.STOPPED
             notes.append(text("stopped", turn.language))
             reply = running.text or STOPPED_EMPTY
-            await self._store_turn(turn, user, reply, result, notes)
+            await self._store_turn(turn, user, reply, result, notes, entry)
         elif error is not None:
             result.error = error.kind
             await self._report_error(turn, error, prompt)
@@ -327,11 +342,13 @@ class ConversationService:
                 result.outcome = Outcome.COMPLETED
                 if end and end.finish_reason == "length":
                     notes.append(text("cut_at_length", turn.language))
-                await self._store_turn(turn, user, running.text, result, notes)
+                await self._store_turn(turn, user, running.text, result, notes, entry)
         await writer.finish(running.text, footer="\n".join(notes) or None)
         return result
 
-    async def _prompt(self, key: ConversationKey, user: StoredMessage, *, shrink: int) -> Prompt:
+    async def _prompt(
+        self, key: ConversationKey, user: StoredMessage, *, shrink: int, rider: Rider | None = None
+    ) -> Prompt:
         budget = self._calibration.unscale(
             (self._context_tokens - self._options.max_tokens) // shrink
         )
@@ -339,7 +356,7 @@ class ConversationService:
         # The store subtracts a stored persona itself; the new message and a default
         # persona are ours to leave room for, so no history is read only to be dropped.
         history_budget = max(0, budget - user.tokens - default_tokens)
-        context = await self.store.load_context(key, history_budget)
+        context = await self.store.load_context(key, history_budget, rider=rider)
         if context.persona is not None:
             persona, persona_tokens = context.persona.text, context.persona.tokens
         else:
@@ -389,10 +406,13 @@ class ConversationService:
         reply: str,
         result: AnswerResult,
         notes: list[str],
+        entry: JournalEntry | None,
     ) -> None:
         assistant = StoredMessage("assistant", reply, message_tokens(reply))
+        # the turn leaves the journal with this append (on failure, answer() removes it)
+        removal = entry.removal() if entry is not None else None
         try:
-            await self.store.append(turn.key, [user, assistant])
+            await self.store.append(turn.key, [user, assistant], rider=removal)
             result.stored = True
         except HistoryUnavailable:
             log.warning("could not store a turn of chat %s", turn.key.chat_id)

@@ -289,6 +289,10 @@ class RedisLeases:
         finally:
             await self._release(key, conv, turn)
 
+    def idle(self, key: ConversationKey) -> bool:
+        """Never known here: another replica may hold the lease."""
+        return False
+
     def waiting(self, key: ConversationKey) -> int:
         """Turns of this process queued behind the running one (or behind another replica);
         reservations not yet claimed by a turn do not count."""

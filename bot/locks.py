@@ -23,6 +23,11 @@ class TurnLocks(Protocol):
 
     def waiting(self, key: ConversationKey) -> int: ...
 
+    def idle(self, key: ConversationKey) -> bool:
+        """True only when `hold(key)` would be granted at once, without waiting for
+        another turn (a turn that may wait is journalled before it does)."""
+        ...
+
 
 class _Slot:
     __slots__ = ("lock", "users")
@@ -56,3 +61,7 @@ class ConversationLocks:
         """Turns queued behind the running one."""
         slot = self._slots.get(key)
         return 0 if slot is None else max(0, slot.users - 1)
+
+    def idle(self, key: Hashable) -> bool:
+        """No turn holds or awaits the lock: `hold` takes it without suspending."""
+        return key not in self._slots

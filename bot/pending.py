@@ -4,7 +4,19 @@ History stays consistent across a crash by itself (a turn is stored, question an
 together, only once it is complete); what a crash loses is the question being answered
 and those queued behind it. So every turn is recorded in one Redis hash when it arrives
 (``<prefix>:b<bot>:pending``, one field per turn, named ``<instance>:<n>``) and removed
-when it ends in any way the user saw (answered, failed with a message, stopped).
+when it ends in any way the user saw (answered, failed with a message, stopped, skipped
+by /stop).
+
+These writes cost no round trip of their own on a normal answer: the record rides on the
+turn's context read and its removal on the append that stores the answer (`Rider`s of
+the history store, sent in the same pipeline). A turn that arrives while its conversation
+is busy is recorded at once on its own, since its context read may be far off (so is
+every turn when replicas share conversation leases: another may hold the lease), and so
+is one whose store cannot carry riders. A turn that ends without an append (an error,
+a filtered answer, skipped by /stop) or whose removal did not land with it (Redis
+failed) is removed on its own. Removed with the append means a moment before the final
+message goes out: a crash in that moment costs the notice, though the answer is in the
+history (and was streaming to the user).
 
 Each process marks itself alive with a short-lived key (``...:instance:<id>``) refreshed
 every ``heartbeat`` seconds. Every process sweeps the hash at start and then on each
@@ -21,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import itertools
 import json
 import logging
@@ -32,7 +45,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from bot.keys import Keys
 
@@ -41,7 +54,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PendingTurn", "TurnJournal"]
+__all__ = ["JournalEntry", "PendingTurn", "TurnJournal"]
 
 # Characters of the question kept to quote it back; the rest is not needed for that.
 PREVIEW_CHARS = 80
@@ -73,8 +86,78 @@ def _preview(question: str) -> str:
     return line if len(line) <= PREVIEW_CHARS else line[: PREVIEW_CHARS - 1] + "…"
 
 
+class _State(enum.Enum):
+    NEW = "new"  # not sent yet
+    RECORDED = "recorded"  # sent: in Redis, or maybe (a lost reply)
+    CLEARED = "cleared"  # removed, never written, or left to the heartbeat's retries
+
+
+class JournalEntry:
+    """One turn's record, from its arrival to its end (see the module docstring)."""
+
+    __slots__ = ("_state", "_value", "key", "ticket")
+
+    def __init__(self, key: str, ticket: str, value: str) -> None:
+        self.key = key  # the journal's hash
+        self.ticket = ticket
+        self._value = value
+        self._state = _State.NEW
+
+    @property
+    def unsent(self) -> bool:
+        """Neither written nor handed to a store that sent it."""
+        return self._state is _State.NEW
+
+    def recording(self) -> _Recording | None:
+        """The record as a rider of the context read; None once sent."""
+        return _Recording(self) if self._state is _State.NEW else None
+
+    def removal(self) -> _Removal | None:
+        """The removal as a rider of the append; None if there is nothing to remove."""
+        return _Removal(self) if self._state is _State.RECORDED else None
+
+
+class _Recording:
+    """`bot.history.Rider`: HSET of the entry."""
+
+    def __init__(self, entry: JournalEntry) -> None:
+        self._entry = entry
+
+    def command(self) -> tuple[str, ...]:
+        entry = self._entry
+        return ("HSET", entry.key, entry.ticket, entry._value)
+
+    def landed(self, error: BaseException | None) -> None:
+        entry = self._entry
+        if isinstance(error, ResponseError):
+            # refused by Redis: certainly not written, nothing to remove later
+            entry._state = _State.CLEARED
+        else:
+            # a lost reply may hide a write that landed: the end removes it to be sure
+            entry._state = _State.RECORDED
+        if error is not None:
+            # The answer itself reports the outage if it needs Redis too.
+            log.warning("could not record pending turn %s: %r", entry.ticket, error)
+
+
+class _Removal:
+    """`bot.history.Rider`: HDEL of the entry."""
+
+    def __init__(self, entry: JournalEntry) -> None:
+        self._entry = entry
+
+    def command(self) -> tuple[str, ...]:
+        return ("HDEL", self._entry.key, self._entry.ticket)
+
+    def landed(self, error: BaseException | None) -> None:
+        if error is None:
+            self._entry._state = _State.CLEARED
+        # otherwise it stays recorded, and `TurnJournal.end` removes it on its own
+
+
 class TurnJournal:
-    """``begin``/``end`` around each answer; ``start``/``stop`` with the dispatcher."""
+    """``entry`` and ``end`` around each answer (the history store carries the writes
+    between them, or ``record`` sends one alone); ``start``/``stop`` with the dispatcher."""
 
     def __init__(
         self,
@@ -104,9 +187,8 @@ class TurnJournal:
 
     # -- around each answer ------------------------------------------------------------
 
-    async def begin(self, turn: Turn) -> str | None:
-        """Record ``turn``; the ticket for ``end``, or None if it could not be recorded."""
-        ticket = f"{self.instance}:{next(self._seq)}"
+    def entry(self, turn: Turn) -> JournalEntry:
+        """The record of ``turn``, not sent yet."""
         entry = PendingTurn(
             chat_id=turn.key.chat_id,
             thread_id=turn.key.thread_id,
@@ -116,25 +198,39 @@ class TurnJournal:
             owner=self.instance,
             at=self._clock(),
         )
-        try:
-            async with asyncio.timeout(_REDIS_TIMEOUT):
-                await self._redis.hset(self._hash, ticket, json.dumps(asdict(entry)))
-        except (RedisError, TimeoutError) as exc:
-            # The answer itself will report the outage if it needs Redis too.
-            log.warning("could not record a pending turn of chat %s: %s", turn.key.chat_id, exc)
-            return None
-        return ticket
+        ticket = f"{self.instance}:{next(self._seq)}"
+        return JournalEntry(self._hash, ticket, json.dumps(asdict(entry)))
 
-    async def end(self, ticket: str | None) -> None:
-        """The turn ended in a way its user saw: forget it."""
-        if ticket is None:
+    async def record(self, entry: JournalEntry) -> None:
+        """Write ``entry`` now, in a round trip of its own; never raises."""
+        recording = entry.recording()
+        if recording is None:
             return
+        error: BaseException | None = None
         try:
             async with asyncio.timeout(_REDIS_TIMEOUT):
-                await self._redis.hdel(self._hash, ticket)
+                await self._redis.hset(entry.key, entry.ticket, entry._value)
         except (RedisError, TimeoutError) as exc:
-            log.warning("could not clear pending turn %s (will retry): %s", ticket, exc)
-            self._leftovers.add(ticket)
+            error = exc
+        recording.landed(error)
+
+    async def begin(self, turn: Turn) -> JournalEntry:
+        """Record ``turn`` now, on its own."""
+        entry = self.entry(turn)
+        await self.record(entry)
+        return entry
+
+    async def end(self, entry: JournalEntry) -> None:
+        """The turn ended in a way its user saw: forget it, unless that is done already."""
+        if entry.removal() is None:
+            return
+        entry._state = _State.CLEARED  # from here, this call or the heartbeat's retries
+        try:
+            async with asyncio.timeout(_REDIS_TIMEOUT):
+                await self._redis.hdel(entry.key, entry.ticket)
+        except (RedisError, TimeoutError) as exc:
+            log.warning("could not clear pending turn %s (will retry): %s", entry.ticket, exc)
+            self._leftovers.add(entry.ticket)
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Redis Sentinel and Redis Cluster, for real: servers of the test's own, and the history
-store and conversation leases working through the clients `[redis] mode` builds."""
+store (with the journal's writes riding along), conversation leases and usage accounting
+working through the clients `[redis] mode` builds."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from pathlib import Path
 import pytest
 import redis
 
+from bot.conversation import Turn
 from bot.history import RedisHistoryStore, StoredMessage, create_redis_client
 from bot.history.base import Persona
 from bot.keys import ConversationKey, Keys
 from bot.leases import RedisLeases
+from bot.pending import PendingTurn, TurnJournal
+from bot.quotas import Charge, RedisMeterStore, Scope, day_of
 from bot.redis_client import CountingRedisCluster, SentinelRedis
 from tests.webhook_updates import free_port
 
@@ -141,17 +145,32 @@ async def _exercise(client: redis.asyncio.Redis) -> None:
     keys = Keys("glmbot-modes", 42)
     store = RedisHistoryStore(client, keys)
     leases = RedisLeases(client, keys, ttl=2.0, poll_interval=0.01)
+
+    async def never_notified(turn: PendingTurn) -> None:
+        raise AssertionError(f"nothing was lost: {turn}")
+
+    journal = TurnJournal(client, keys, never_notified, heartbeat=60, grace=30)
+    meters = RedisMeterStore(client, keys)
     try:
         for chat in (1, -100200, 3003, 40004):
             key = ConversationKey(chat)
             async with leases.hold(key):
+                # the journal's hash is in another slot than the chat's keys
+                entry = journal.entry(Turn(key, "hi", user_id=7))
+                await store.load_context(key, 1000, rider=entry.recording())
+                assert await client.hexists(keys.bot_scoped("pending"), entry.ticket)
                 await store.append(
                     key,
                     [
                         StoredMessage.from_text("user", f"hi {chat}"),
                         StoredMessage.from_text("assistant", f"hello {chat}"),
                     ],
+                    rider=entry.removal(),
                 )
+                assert entry.removal() is None
+                assert not await client.hexists(keys.bot_scoped("pending"), entry.ticket)
+                # user, chat, model and totals: keys of several slots, one charge
+                await meters.charge(Charge(7, chat, "glm-4", 10, 5, 3), 1.7e9)
             await store.set_persona(key, Persona("Be brief.", 3, "admin", 1.0))
             context = await store.load_context(key, 10_000)
             assert [m.content for m in context.messages] == [f"hi {chat}", f"hello {chat}"]
@@ -166,6 +185,23 @@ async def _exercise(client: redis.asyncio.Redis) -> None:
 
         await asyncio.gather(*(turn(n) for n in range(3)))
         assert sorted(ran) == [0, 1, 2]
+        # Redis forgets its scripts on a restart or failover: the pipelined calls load them
+        await client.script_flush()
+        entry = journal.entry(Turn(ConversationKey(1), "again", user_id=7))
+        await store.load_context(ConversationKey(1), 1000, rider=entry.recording())
+        assert await client.hexists(keys.bot_scoped("pending"), entry.ticket)
+        await journal.end(entry)
+        await client.script_flush()
+        await meters.charge(Charge(7, 1, "glm-4", 0, 0, 0), 1.7e9)
+        day = day_of(1.7e9)
+        user, total, chat = await meters.totals(
+            [(Scope.user(7), day), (Scope.total(), day), (Scope.chat(3003), day)]
+        )
+        assert (user.tokens, user.requests, user.cost_micros) == (60, 5, 12)
+        assert (total.tokens, total.requests) == (60, 5)
+        assert (chat.tokens, chat.requests) == (15, 1)
+        ranking = await meters.ranking("chats", "m" + day[1:7], 10)
+        assert sorted(ranking) == sorted((str(chat), 15) for chat in (1, -100200, 3003, 40004))
     finally:
         await leases.aclose()
         await client.aclose()
