@@ -7,11 +7,20 @@ from aiogram.types import Message, User
 from bot.sanitize import clean_text
 
 
+# Entity offsets count UTF-16 code units, not Python characters. "surrogatepass": a
+# message may hold a lone surrogate, on which aiogram's entity.extract_from() raises.
+def _utf16(text: str) -> bytes:
+    return text.encode("utf-16-le", "surrogatepass")
+
+
+def _entity_text(text: str, offset: int, length: int) -> str:
+    return _utf16(text)[offset * 2 : (offset + length) * 2].decode("utf-16-le", "replace")
+
+
 def _cut_utf16(text: str, offset: int, length: int) -> str:
-    # Entity offsets count UTF-16 code units, not Python characters.
-    units = text.encode("utf-16-le", "surrogatepass")
+    units = _utf16(text)
     start, end = offset * 2, (offset + length) * 2
-    kept = units[:start] + " ".encode("utf-16-le") + units[end:]
+    kept = units[:start] + _utf16(" ") + units[end:]
     return kept.decode("utf-16-le", "replace")
 
 
@@ -24,7 +33,7 @@ def strip_mentions(message: Message, me: User) -> tuple[str, bool]:
     for entity in sorted(message.entities or [], key=lambda e: e.offset, reverse=True):
         is_me = False
         if entity.type == "mention" and username is not None:
-            is_me = entity.extract_from(text).lower() == username
+            is_me = _entity_text(text, entity.offset, entity.length).lower() == username
         elif entity.type == "text_mention" and entity.user is not None:
             is_me = entity.user.id == me.id
         if is_me:
