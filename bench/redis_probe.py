@@ -7,7 +7,9 @@ client sent back to back (a pipeline or MULTI/EXEC) are one round trip: consecut
 client commands of one connection less than `_PIPELINE_GAP` apart (no loopback round
 trip of redis-py is that fast) are counted once, and MULTI ... EXEC always as one.
 Round trips that open or check a pooled connection (HELLO, CLIENT SETINFO, PING) are
-also counted apart, as they are not paid per answer once the pool is warm.
+also counted apart, as they are not paid per answer once the pool is warm; so are the
+periodic ones of the whole process (the journal's heartbeat and sweep, replica presence,
+lease renewals), recognised by their key, which cost the same whatever the answers.
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-_LINE = re.compile(rb'^\+(\d+\.\d+) \[\d+ ([^\]]+)\] "([^"]+)"')
+_LINE = re.compile(rb'^\+(\d+\.\d+) \[\d+ ([^\]]+)\] "([^"]+)"(?: "([^"]*)")?')
 _PIPELINE_GAP = 50e-6
 # Sent when a pooled connection is opened or checked, not by the answer itself.
 _CONNECTION_SETUP = frozenset({"hello", "client", "auth", "select", "ping"})
+# Keys of the process's periodic work (see bot/pending.py, bot/replicas.py, bot/leases.py):
+# the instance's alive mark, the sweep of the journal, replica presence, lease renewals.
+_PERIODIC_KEY = re.compile(r":instance:|:pending$|:replicas$|:lease$")
+_PERIODIC_COMMANDS = frozenset({"set", "hgetall", "zadd", "zremrangebyscore", "zcard", "pexpire"})
 
 
 @dataclass
@@ -34,6 +40,7 @@ class RedisCost:
     script_commands: Counter[str] = field(default_factory=Counter)  # run inside Lua
     round_trips: int = 0
     setup_round_trips: int = 0
+    periodic_round_trips: int = 0
     monitored: bool = False
 
     def per_answer(self, answers: int) -> dict[str, Any]:
@@ -43,6 +50,9 @@ class RedisCost:
             "round_trips": round(self.round_trips / n, 2) if self.monitored else None,
             "connection_setup_round_trips": (
                 round(self.setup_round_trips / n, 2) if self.monitored else None
+            ),
+            "periodic_round_trips": (
+                round(self.periodic_round_trips / n, 2) if self.monitored else None
             ),
             "client_commands": {k: round(v / n, 3) for k, v in self.client_commands.items()},
             "script_commands": {k: round(v / n, 3) for k, v in self.script_commands.items()},
@@ -63,6 +73,7 @@ class _Monitor:
             return
         at, source, raw = float(found.group(1)), found.group(2).decode(), found.group(3)
         command = raw.decode(errors="replace").lower()
+        key = (found.group(4) or b"").decode(errors="replace")
         if source == "lua":
             self.cost.script_commands[command] += 1
             return
@@ -81,6 +92,8 @@ class _Monitor:
             self.cost.round_trips += 1
             if command in _CONNECTION_SETUP:
                 self.cost.setup_round_trips += 1
+            elif command in _PERIODIC_COMMANDS and _PERIODIC_KEY.search(key):
+                self.cost.periodic_round_trips += 1
         self._last[source] = at
         self._previous_client = source
 
