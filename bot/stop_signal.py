@@ -172,6 +172,9 @@ class StopSignal:
         pause = _FIRST_RETRY_PAUSE
         while not stopping.is_set():
             try:
+                # a Cluster client learns its slots on its first command, and its pub/sub
+                # picks a node by the channel's slot: learn them first
+                await self._redis.initialize()
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(self._channel)
                     while not stopping.is_set():

@@ -23,6 +23,9 @@ from bot.leases import RedisLeases
 from bot.pending import PendingTurn, TurnJournal
 from bot.quotas import Charge, RedisMeterStore, Scope, day_of
 from bot.redis_client import CountingRedisCluster, SentinelRedis
+from bot.replicas import ReplicaRegistry
+from bot.stop_signal import StopSignal
+from bot.stopping import MayAdminister, StopOutcome
 from tests.webhook_updates import free_port
 
 
@@ -218,3 +221,56 @@ async def test_sentinel_url(sentinel_url: str) -> None:
     client = create_redis_client(sentinel_url, max_connections=20, pool_timeout=1)
     assert isinstance(client, SentinelRedis)
     await _exercise(client)
+
+
+class _Answering:
+    """A replica's side of /stop that is writing the answer to every conversation."""
+
+    def __init__(self) -> None:
+        self.stopped: list[ConversationKey] = []
+
+    async def stop_here(
+        self, key: ConversationKey, *, by: int, may_administer: MayAdminister
+    ) -> StopOutcome:
+        self.stopped.append(key)
+        return StopOutcome.STOPPED
+
+    def stopped_elsewhere(self, key: ConversationKey) -> None:
+        pass
+
+
+async def test_replicas_reach_each_other_through_a_cluster(cluster_url: str) -> None:
+    """Pub/sub (a /stop for another replica) and presence marks, through Cluster clients."""
+    clients = [
+        create_redis_client(cluster_url, max_connections=20, pool_timeout=1, mode="cluster")
+        for _ in range(2)
+    ]
+    keys = Keys("glmbot-test", 42)
+    counts: list[list[int]] = [[], []]
+
+    async def held_elsewhere(key: ConversationKey) -> bool:
+        return True
+
+    async def admin() -> bool:
+        return False
+
+    signals = [StopSignal(c, keys, held_elsewhere=held_elsewhere) for c in clients]
+    registries = [
+        ReplicaRegistry(c, keys, interval=60, on_count=counts[n].append)
+        for n, c in enumerate(clients)
+    ]
+    answering = _Answering()
+    signals[0].serve(answering)
+    try:
+        for part in (*signals, *registries):
+            await part.start()
+        assert all(signal.subscribed for signal in signals)
+        key = ConversationKey(-100300, 7)
+        assert await signals[1].ask(key, by=5, may_administer=admin) is StopOutcome.STOPPED
+        assert answering.stopped == [key]
+        assert counts == [[1], [2]]
+    finally:
+        for part in (*signals, *registries):
+            await part.stop()
+        for client in clients:
+            await client.aclose()
