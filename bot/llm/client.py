@@ -168,6 +168,9 @@ class GLMClient:
             log=logger,
         )
         opened: tuple[Generation, str | None] = await retrying(self._open, request)
+        # Not kept for the seconds the answer streams: the request holds a copy of the
+        # whole prompt, and a thousand answers stream at once.
+        del request, retrying
         generation, text = opened
         try:
             while text is not None:
@@ -179,7 +182,7 @@ class GLMClient:
             generation.close()
 
     async def aclose(self) -> None:
-        """Fail running generations, stop the workers, close the HTTP connections."""
+        """Fail running generations and close the HTTP connections."""
         if self._closed:
             return
         self._closed = True
