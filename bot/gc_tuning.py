@@ -12,7 +12,10 @@ So, once the process is built: everything created at start-up (modules, aiogram'
 pydantic's schemas) is moved to the permanent generation, which no collection scans
 again, and the thresholds are raised so that full collections are rare. Reference
 counting still frees almost everything at once; only garbage in reference cycles waits
-longer, and the benchmark's peak RSS did not grow measurably (bench/README.md).
+longer. Measured at 1,000 answers: collections took 5 s instead of 18 s in all, the
+longest 0.3 s instead of 1.1 s, first text p99 beyond GLM's first token fell from 6.1 s
+to 1.9 s (on a machine busy with other work), and peak RSS moved by less than the
+run-to-run noise (a lower young threshold, 3,000, did not lower it either).
 """
 
 from __future__ import annotations
