@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from bot.background import halt
 from bot.keys import Keys
 
 if TYPE_CHECKING:
@@ -245,14 +246,7 @@ class TurnJournal:
         """Stop beating and say this process is gone, so its leftovers are reported soon."""
         task, self._task = self._task, None
         if task is not None:
-            # Asked, not cancelled: on Python 3.11 a cancellation that lands as a Redis
-            # command completes is swallowed by asyncio.wait_for inside redis-py, and the
-            # loop would go on beating for ever. A stuck step is cut after a bound.
-            self._stopping.set()
-            done, _ = await asyncio.wait({task}, timeout=_STOP_TIMEOUT)
-            if not done:
-                task.cancel()
-                await asyncio.wait({task}, timeout=_STOP_TIMEOUT)
+            await halt(task, self._stopping, _STOP_TIMEOUT)
         await self._clear_leftovers()
         try:
             async with asyncio.timeout(_REDIS_TIMEOUT):

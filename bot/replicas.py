@@ -42,6 +42,7 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from bot.background import halt
 from bot.keys import Keys
 
 __all__ = ["ReplicaRegistry", "bot_wide_share"]
@@ -117,12 +118,7 @@ class ReplicaRegistry:
         """Stop beating and leave, so the others take this replica's share back soon."""
         task, self._task = self._task, None
         if task is not None:
-            # asked, not cancelled: see bot.pending.TurnJournal.stop
-            self._stopping.set()
-            done, _ = await asyncio.wait({task}, timeout=_STOP_TIMEOUT)
-            if not done:
-                task.cancel()
-                await asyncio.wait({task}, timeout=_STOP_TIMEOUT)
+            await halt(task, self._stopping, _STOP_TIMEOUT)
         try:
             async with asyncio.timeout(_REDIS_TIMEOUT):
                 await self._redis.zrem(self._key, self.instance)

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from bot.background import halt
 from bot.keys import ConversationKey, Keys
 from bot.stopping import MayAdminister, StopOutcome
 
@@ -158,13 +159,7 @@ class StopSignal:
         task, self._task = self._task, None
         if task is None:
             return
-        # asked first, not cancelled: redis-py on 3.11 can swallow a cancellation that
-        # lands as a read completes; cancelled only if it does not end in time
-        self._stopping.set()
-        done, _ = await asyncio.wait({task}, timeout=_STOP_TIMEOUT)
-        if not done:
-            task.cancel()
-            await asyncio.wait({task}, timeout=_STOP_TIMEOUT)
+        await halt(task, self._stopping, _STOP_TIMEOUT)
 
     # -- the subscriber -------------------------------------------------------------------
 
