@@ -183,6 +183,11 @@ def _targets(s: dict[str, Any]) -> str:
             met = None if p50 is None or p99 is None else p50 < 5 and p99 < 20
             measured = f"private {_pair(private, 1)} ms; groups {_pair(group, 1)} ms"
             verdict = _ok(met)
+            if key == "update_to_glm_request" and group.get("p50") is not None:
+                group_met = group["p50"] < 5 and group.get("p99", 0) < 20
+                verdict = _ok(bool(met) and group_met)
+                if met and not group_met:
+                    verdict += " (met in private chats, not in groups)"
             if key == "last_chunk_to_final":
                 # a group's final edit waits for the chat's 1 s slot: pacing, not overhead
                 measured += " (groups: waiting for the chat's next 1 s slot)"
@@ -241,7 +246,10 @@ def _targets(s: dict[str, Any]) -> str:
                 "≤ 4 Redis round trips per answer (excluding lease renewals)",
                 f"{_n(min(steady), 2)} – {_n(max(steady), 2)} per answer, plus up to "
                 f"{_n(max(setup), 2)} for opening pooled connections and "
-                f"{_n(max(periodic), 2)} of the process's periodic heartbeats",
+                f"{_n(max(periodic), 2)} of the process's periodic heartbeats (counted from "
+                "MONITOR, which splits a pipeline whose commands reach a busy server over "
+                "50 µs apart; counted exactly, a private answer costs 4: "
+                "tests/test_redis_cost.py)",
                 _ok(max(steady) <= 4),
             ]
         )
