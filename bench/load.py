@@ -36,7 +36,7 @@ async def run_load(
     ``stagger`` > 0 sends the questions one by one that many seconds apart (low
     concurrency); 0 sends them all in the same instant. ``warmup`` chats are answered
     first, with the fake Bot API's limits off, and left out of every figure: a bot that
-    has been running already has its worker threads and its HTTP and Redis connections.
+    has been running already has its HTTP and Redis connections open.
     """
     redis_url, redis_host, redis_port = redis
     config.bot_env.setdefault("STREAM__EDIT_INTERVAL", f"{edit_interval:g}")
