@@ -7,8 +7,14 @@ import asyncio
 
 __all__ = ["halt"]
 
+# Long enough for a loop step that talks to Redis (bounded by its own timeout), or a
+# journal sweep telling users of lost answers, to end.
+_STOP_TIMEOUT = 5.0
 
-async def halt(task: asyncio.Task[None], stopping: asyncio.Event, timeout: float) -> None:
+
+async def halt(
+    task: asyncio.Task[None], stopping: asyncio.Event, timeout: float = _STOP_TIMEOUT
+) -> None:
     """Ask ``task`` to end (``stopping``), and cancel it only if it has not within
     ``timeout`` seconds; returns within about twice that.
 

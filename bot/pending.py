@@ -62,8 +62,6 @@ PREVIEW_CHARS = 80
 # Redis answers in well under a millisecond; an answer is not held longer than this for
 # its bookkeeping.
 _REDIS_TIMEOUT = 2.0
-# Longest wait at shutdown for a sweep in progress (it may be telling users).
-_STOP_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +244,7 @@ class TurnJournal:
         """Stop beating and say this process is gone, so its leftovers are reported soon."""
         task, self._task = self._task, None
         if task is not None:
-            await halt(task, self._stopping, _STOP_TIMEOUT)
+            await halt(task, self._stopping)
         await self._clear_leftovers()
         try:
             async with asyncio.timeout(_REDIS_TIMEOUT):

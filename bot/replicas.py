@@ -54,7 +54,6 @@ _TTL_BEATS = 5
 # Messages a second a replica may always send, however many replicas there are.
 _FLOOR_RATE = 1.0
 _REDIS_TIMEOUT = 2.0
-_STOP_TIMEOUT = 5.0
 
 # KEYS: the set. ARGV: replica id, ttl ms. Returns the replicas alive, this one included.
 _BEAT = """
@@ -118,7 +117,7 @@ class ReplicaRegistry:
         """Stop beating and leave, so the others take this replica's share back soon."""
         task, self._task = self._task, None
         if task is not None:
-            await halt(task, self._stopping, _STOP_TIMEOUT)
+            await halt(task, self._stopping)
         try:
             async with asyncio.timeout(_REDIS_TIMEOUT):
                 await self._redis.zrem(self._key, self.instance)

@@ -51,7 +51,6 @@ _SUBSCRIBE_TIMEOUT = 5.0
 _IDLE_WAKE = 1.0
 _FIRST_RETRY_PAUSE = 0.1
 _MAX_RETRY_PAUSE = 5.0
-_STOP_TIMEOUT = 5.0
 
 ErrorHook = Callable[[str], None]
 HeldElsewhere = Callable[[ConversationKey], Awaitable[bool]]
@@ -159,7 +158,7 @@ class StopSignal:
         task, self._task = self._task, None
         if task is None:
             return
-        await halt(task, self._stopping, _STOP_TIMEOUT)
+        await halt(task, self._stopping)
 
     # -- the subscriber -------------------------------------------------------------------
 
