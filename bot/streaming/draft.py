@@ -23,7 +23,7 @@ from aiogram.exceptions import (
 )
 
 from bot.formatting import Rendered
-from bot.streaming.chain import MessageChain, Stats, Target, described, is_parse_error
+from bot.streaming.chain import Stats, Target, described, is_parse_error
 from bot.streaming.parts import PartTracker
 from bot.streaming.writer import EditWriter, Typing, WriterBase
 
@@ -63,7 +63,6 @@ class DraftWriter(WriterBase):
     ) -> None:
         super().__init__(delivery, target, stats=stats, typing=typing, tracker=tracker)
         self._draft_id = random.randint(1, 2**31 - 1)
-        self._chain = MessageChain(delivery.bot, delivery.limiter, target, self._stats)
         self._fallback: EditWriter | None = None
         self._shown: Rendered | None = None
         self._next_at = 0.0

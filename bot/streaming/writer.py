@@ -103,6 +103,8 @@ class WriterBase(ABC):
         self._stats = stats if stats is not None else Stats()
         self._typing = typing if typing is not None else Typing(delivery, target, self._stats)
         self._tracker = tracker if tracker is not None else PartTracker()
+        # the messages of this answer
+        self._chain = MessageChain(delivery.bot, delivery.limiter, target, self._stats)
         self._markdown = ""
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -215,7 +217,6 @@ class EditWriter(WriterBase):
     ) -> None:
         super().__init__(delivery, target, stats=stats, typing=typing, tracker=tracker)
         self._limiter = delivery.limiter
-        self._chain = MessageChain(delivery.bot, delivery.limiter, target, self._stats)
         self._next_at = 0.0
 
     @property
