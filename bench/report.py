@@ -248,7 +248,7 @@ def _targets(s: dict[str, Any]) -> str:
                 f"{_n(max(setup), 2)} for opening pooled connections and "
                 f"{_n(max(periodic), 2)} of the process's periodic heartbeats (counted from "
                 "MONITOR, which splits a pipeline whose commands reach a busy server over "
-                "50 µs apart; counted exactly, a private answer costs 4: "
+                "50 µs apart; counted exactly, a private answer costs 3: "
                 "tests/test_redis_cost.py)",
                 _ok(max(steady) <= 4),
             ]

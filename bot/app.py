@@ -44,7 +44,7 @@ from bot.resilience import create_breaker, create_dedup, create_journal, create_
 from bot.stopping import Stopper
 from bot.streaming import StreamDelivery
 from handlers import get_routers
-from handlers.dedup import DedupMiddleware
+from handlers.dedup import install_dedup
 from handlers.menu import register_commands
 
 log = logging.getLogger(__name__)
@@ -245,7 +245,7 @@ def create_dispatcher(
     dispatcher = Dispatcher(disable_fsm=True, **services)
     dispatcher.include_routers(*get_routers())
     if dedup is not None:
-        dispatcher.update.outer_middleware(DedupMiddleware(dedup))
+        install_dedup(dispatcher, dedup)
 
     async def drain_answers() -> None:
         running = services["conversation"].in_flight

@@ -11,12 +11,12 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.context import Prompt, build_prompt
-from bot.history import HistoryStore, HistoryUnavailable, Rider, StoredMessage
+from bot.history import HistoryStore, HistoryUnavailable, Rider, StoredMessage, riding
 from bot.keys import ConversationKey
 from bot.llm import ErrorKind, GLMError, GLMOptions, StreamEnd, StreamEvent, TextDelta, Usage
 from bot.locks import ConversationLocks, TurnLocks
@@ -45,6 +45,19 @@ class ChatModel(Protocol):
     ) -> AsyncIterator[StreamEvent]: ...
 
 
+class DeliveryClaim(Protocol):
+    """Whether this delivery of a message is its first: Telegram may deliver an update
+    twice, and two replicas may both receive it (`bot.dedup.UpdateClaim`)."""
+
+    def rider(self) -> Rider | None:
+        """The claim, to send along with the context read; None once sent or settled."""
+        ...
+
+    async def settle(self) -> bool:
+        """True for the first delivery; sends the claim now if no store carried it."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Turn:
     """One message that asks for an answer."""
@@ -56,6 +69,8 @@ class Turn:
     # apart; None in private chats.
     speaker: str | None = None
     language: str | None = None
+    # None when nothing else can have received the message (no dedup configured)
+    claim: DeliveryClaim | None = None
 
     @property
     def stored_text(self) -> str:
@@ -68,6 +83,7 @@ class Outcome(enum.Enum):
     FAILED = "failed"
     FILTERED = "filtered"
     SKIPPED = "skipped"  # cleared from the queue by /stop before it started
+    DUPLICATE = "duplicate"  # another delivery of the same message was answered
 
 
 @dataclass(slots=True)
@@ -220,14 +236,19 @@ class ConversationService:
             self._tasks.add(task)
         entry: JournalEntry | None = None
         try:
+            # The claim and the journal record go with the context read, unless that read
+            # may wait behind another answer: then now (a repeated delivery must not
+            # queue, and a queued turn must be on record).
+            busy = not self._locks.idle(turn.key)
+            if busy and not await self._first_delivery(turn):
+                return AnswerResult(Outcome.DUPLICATE)
             if self._journal is not None:
-                # Recorded with the context read (bot.pending), unless that read may wait
-                # behind another answer: then now.
                 entry = self._journal.entry(turn)
-                if not self._locks.idle(turn.key):
+                if busy:
                     await self._journal.record(entry)
             result = await self._answer_in_turn(turn, writer, entry)
-            await self._answered(turn, result)
+            if result.outcome is not Outcome.DUPLICATE:
+                await self._answered(turn, result)
             return result
         except asyncio.CancelledError:
             entry = None  # cut off by shutdown, unanswered: left for the restart to report
@@ -278,11 +299,19 @@ class ConversationService:
         result = AnswerResult(Outcome.FAILED)
         user = StoredMessage("user", turn.stored_text, message_tokens(turn.stored_text))
         notes: list[str] = []
-        await writer.begin()
+        riders = riding(
+            turn.claim.rider() if turn.claim is not None else None,
+            entry.recording() if entry is not None else None,
+        )
+        prompt: Prompt | None
         try:
-            recording = entry.recording() if entry is not None else None
-            prompt = await self._prompt(turn.key, user, shrink=1, rider=recording)
+            prompt = await self._prompt(turn.key, user, shrink=1, riders=riders)
         except HistoryUnavailable:
+            prompt = None
+        if not await self._first_delivery(turn):
+            return AnswerResult(Outcome.DUPLICATE)  # nothing shown, nothing stored
+        await writer.begin()
+        if prompt is None:
             log.warning("history unavailable for chat %s", turn.key.chat_id)
             await writer.finish("", footer=text("storage_unavailable", turn.language))
             return result
@@ -346,8 +375,19 @@ class ConversationService:
         await writer.finish(running.text, footer="\n".join(notes) or None)
         return result
 
+    async def _first_delivery(self, turn: Turn) -> bool:
+        if turn.claim is None or await turn.claim.settle():
+            return True
+        log.info("a repeated delivery of a message in chat %s dropped", turn.key.chat_id)
+        return False
+
     async def _prompt(
-        self, key: ConversationKey, user: StoredMessage, *, shrink: int, rider: Rider | None = None
+        self,
+        key: ConversationKey,
+        user: StoredMessage,
+        *,
+        shrink: int,
+        riders: Sequence[Rider] = (),
     ) -> Prompt:
         budget = self._calibration.unscale(
             (self._context_tokens - self._options.max_tokens) // shrink
@@ -356,7 +396,7 @@ class ConversationService:
         # The store subtracts a stored persona itself; the new message and a default
         # persona are ours to leave room for, so no history is read only to be dropped.
         history_budget = max(0, budget - user.tokens - default_tokens)
-        context = await self.store.load_context(key, history_budget, rider=rider)
+        context = await self.store.load_context(key, history_budget, riders=riders)
         if context.persona is not None:
             persona, persona_tokens = context.persona.text, context.persona.tokens
         else:
@@ -412,7 +452,7 @@ class ConversationService:
         # the turn leaves the journal with this append (on failure, answer() removes it)
         removal = entry.removal() if entry is not None else None
         try:
-            await self.store.append(turn.key, [user, assistant], rider=removal)
+            await self.store.append(turn.key, [user, assistant], riders=riding(removal))
             result.stored = True
         except HistoryUnavailable:
             log.warning("could not store a turn of chat %s", turn.key.chat_id)

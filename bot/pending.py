@@ -126,8 +126,9 @@ class _Recording:
         entry = self._entry
         return ("HSET", entry.key, entry.ticket, entry._value)
 
-    def landed(self, error: BaseException | None) -> None:
+    def landed(self, reply: object) -> None:
         entry = self._entry
+        error = reply if isinstance(reply, BaseException) else None
         if isinstance(error, ResponseError):
             # refused by Redis: certainly not written, nothing to remove later
             entry._state = _State.CLEARED
@@ -148,8 +149,8 @@ class _Removal:
     def command(self) -> tuple[str, ...]:
         return ("HDEL", self._entry.key, self._entry.ticket)
 
-    def landed(self, error: BaseException | None) -> None:
-        if error is None:
+    def landed(self, reply: object) -> None:
+        if not isinstance(reply, BaseException):
             self._entry._state = _State.CLEARED
         # otherwise it stays recorded, and `TurnJournal.end` removes it on its own
 

@@ -6,21 +6,31 @@ from aiogram import F, Router
 from aiogram.types import Message
 
 from bot.conversation import ConversationService, Turn
+from bot.dedup import UpdateClaim
 from bot.sanitize import clean_text, is_blank
 from bot.streaming import StreamDelivery
 from handlers.context import conversation_key, language, user_id
 from handlers.filters import inline
-from handlers.guards import GLM
+from handlers.flags import GLM
 
 
 async def on_private_text(
-    message: Message, conversation: ConversationService, delivery: StreamDelivery
+    message: Message,
+    conversation: ConversationService,
+    delivery: StreamDelivery,
+    update_claim: UpdateClaim | None = None,
 ) -> None:
     question = clean_text(message.text or "").strip()
     if is_blank(question) or question.startswith("/"):
         return  # an unknown command, or nothing visible
     key = conversation_key(message)
-    turn = Turn(key=key, text=question, user_id=user_id(message), language=language(message))
+    turn = Turn(
+        key=key,
+        text=question,
+        user_id=user_id(message),
+        language=language(message),
+        claim=update_claim,
+    )
     writer = delivery.writer(chat_id=key.chat_id, is_private=True, thread_id=key.thread_id)
     await conversation.answer(turn, writer)
 

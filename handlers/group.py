@@ -9,6 +9,7 @@ from aiogram.types import Message
 
 from bot.config import Settings
 from bot.conversation import ConversationService, Turn
+from bot.dedup import UpdateClaim
 from bot.history import HistoryStore
 from bot.sanitize import clean_text, is_blank
 from bot.streaming import StreamDelivery
@@ -16,7 +17,7 @@ from bot.texts import text
 from handlers.addressing import replies_to_bot, strip_mentions
 from handlers.context import conversation_key, language, speaker, user_id
 from handlers.filters import inline
-from handlers.guards import GLM
+from handlers.flags import GLM
 
 LISTEN_FLAG = "listen"
 
@@ -27,13 +28,14 @@ async def on_ask(
     bot: Bot,
     conversation: ConversationService,
     delivery: StreamDelivery,
+    update_claim: UpdateClaim | None = None,
 ) -> None:
     question = clean_text(command.args or "").strip()
     if is_blank(question):
         me = await bot.me()
         await message.reply(text("empty_question", language(message), bot=me.username or ""))
         return
-    await _answer(message, question, conversation, delivery)
+    await _answer(message, question, conversation, delivery, update_claim)
 
 
 async def on_group_text(
@@ -43,6 +45,7 @@ async def on_group_text(
     delivery: StreamDelivery,
     store: HistoryStore,
     settings: Settings,
+    update_claim: UpdateClaim | None = None,
 ) -> None:
     me = await bot.me()
     question, mentioned = strip_mentions(message, me)
@@ -50,7 +53,7 @@ async def on_group_text(
         if is_blank(question):
             await message.reply(text("empty_question", language(message), bot=me.username or ""))
             return
-        await _answer(message, question, conversation, delivery)
+        await _answer(message, question, conversation, delivery, update_claim)
         return
     if is_blank(question) or question.startswith("/"):
         return  # commands for other bots are not conversation
@@ -60,7 +63,11 @@ async def on_group_text(
 
 
 async def _answer(
-    message: Message, question: str, conversation: ConversationService, delivery: StreamDelivery
+    message: Message,
+    question: str,
+    conversation: ConversationService,
+    delivery: StreamDelivery,
+    claim: UpdateClaim | None,
 ) -> None:
     key = conversation_key(message)
     turn = Turn(
@@ -69,6 +76,7 @@ async def _answer(
         user_id=user_id(message),
         speaker=speaker(message),
         language=language(message),
+        claim=claim,
     )
     writer = delivery.writer(
         chat_id=key.chat_id,

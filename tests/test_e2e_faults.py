@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot.keys import ConversationKey
+from bot.keys import ConversationKey, Keys
 from tests.conftest import RedisProcess
 from tests.fakes.glm import Reply
 from tests.harness import BotHarness, running_bot
@@ -161,6 +161,51 @@ async def test_the_same_update_twice_is_answered_once(redis_url: str, key_prefix
         assert h.texts(USER) == ["Once.", "Next."]
         assert len(h.glm.requests) == 2
         assert await stored(h, USER) == 4
+
+
+async def test_updates_another_replica_claimed_leave_no_trace(
+    redis_url: str, key_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A question, a group /ask and a command that another process claimed first: the
+    question's claim rides on its context read, yet nothing is asked, shown or kept."""
+    caplog.set_level(logging.INFO)
+    async with running_bot(redis_url, key_prefix) as h:
+        h.glm.script(Reply(text="Warm."), Reply(text="Marker."))
+        warm = h.tg.private_text(USER, "warm up")
+        await answered(h, USER, "Warm.")
+        claimed = [warm + 1, warm + 2, warm + 3]
+        keys = Keys(key_prefix, h.tg.bot_id)
+        redis = h.app.redis
+        assert redis is not None
+        for update_id in claimed:
+            await redis.set(keys.bot_scoped(f"update:{update_id}"), "1", ex=60)
+        before = {m: len(h.tg.calls_of(m)) for m in ("sendChatAction", "sendMessage")}
+
+        pushed = [
+            h.tg.private_text(OTHER, "a question"),
+            h.tg.group_text(GROUP, OTHER, "/ask a question"),
+            h.tg.private_text(OTHER, "/help"),
+        ]
+        assert pushed == claimed
+        await h.tg.wait_for(
+            lambda: (
+                caplog.text.count("already processed") == 1  # /help
+                and caplog.text.count("a repeated delivery of a message") == 2
+            ),
+            what="the three updates dropped",
+        )
+        h.tg.private_text(USER, "marker")
+        await answered(h, USER, "Marker.")
+
+        asked = [r["messages"][-1]["content"] for r in h.glm.requests]
+        assert asked == ["warm up", "marker"]
+        after = {m: len(h.tg.calls_of(m)) for m in ("sendChatAction", "sendMessage")}
+        assert after == {m: n + 1 for m, n in before.items()}, "only the marker's"
+        assert h.tg.chat_messages(OTHER) == []
+        assert h.tg.chat_messages(GROUP) == []
+        assert await stored(h, OTHER) == 0
+        assert await stored(h, GROUP) == 0
+        assert await redis.hlen(keys.bot_scoped("pending")) == 0, "the journal is clean"
 
 
 async def test_redis_outage_during_commands_gets_a_reply(

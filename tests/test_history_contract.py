@@ -349,15 +349,15 @@ class FieldRider:
     def __init__(self, key: str, *, delete: bool = False) -> None:
         self.key = key
         self.delete = delete
-        self.outcomes: list[BaseException | None] = []
+        self.outcomes: list[object] = []
 
     def command(self) -> tuple[str, ...]:
         if self.delete:
             return ("HDEL", self.key, "field")
         return ("HSET", self.key, "field", "value")
 
-    def landed(self, error: BaseException | None) -> None:
-        self.outcomes.append(error)
+    def landed(self, reply: object) -> None:
+        self.outcomes.append(reply)
 
 
 async def test_riders_go_with_the_read_and_the_append_on_redis_only(
@@ -367,10 +367,10 @@ async def test_riders_go_with_the_read_and_the_append_on_redis_only(
     await store.append(CHAT, numbered(2))
     recording, removal = FieldRider(hash_key), FieldRider(hash_key, delete=True)
 
-    context = await store.load_context(CHAT, 1000, rider=recording)
+    context = await store.load_context(CHAT, 1000, riders=[recording])
     assert context.messages == numbered(2), "the read is the same with a rider"
     written = await redis_client.hget(hash_key, "field")
-    await store.append(CHAT, numbered(2), rider=removal)
+    await store.append(CHAT, numbered(2), riders=[removal])
     assert await store.length(CHAT) == 4
 
     if isinstance(store, MemoryHistoryStore):
@@ -378,7 +378,7 @@ async def test_riders_go_with_the_read_and_the_append_on_redis_only(
         assert (recording.outcomes, removal.outcomes) == ([], [])
         assert written is None
     else:
-        assert (recording.outcomes, removal.outcomes) == ([None], [None])
+        assert (recording.outcomes, removal.outcomes) == ([1], [1]), "HSET's and HDEL's replies"
         assert written == b"value"
         assert not await redis_client.exists(hash_key)
 
@@ -495,20 +495,30 @@ async def test_a_rider_lands_though_the_append_fails(
     hash_key = f"{key_prefix}:riders"
     rider = FieldRider(hash_key)
     with pytest.raises(HistoryUnavailable):
-        await redis_store.append(CHAT, numbered(2), rider=rider)
-    assert rider.outcomes == [None]
+        await redis_store.append(CHAT, numbered(2), riders=[rider])
+    assert rider.outcomes == [1]
     assert await redis_client.hget(hash_key, "field") == b"value"
     with pytest.raises(HistoryUnavailable):
-        await redis_store.load_context(CHAT, 100, rider=FieldRider(hash_key, delete=True))
+        await redis_store.load_context(CHAT, 100, riders=[FieldRider(hash_key, delete=True)])
     assert not await redis_client.exists(hash_key)
+
+
+async def test_riders_hear_their_own_replies(
+    redis_store: RedisHistoryStore, redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    await redis_store.append(CHAT, numbered(2))
+    first, second = FieldRider(f"{key_prefix}:riders"), FieldRider(f"{key_prefix}:riders")
+    context = await redis_store.load_context(CHAT, 1000, riders=[first, second])
+    assert context.messages == numbered(2)
+    assert (first.outcomes, second.outcomes) == ([1], [0]), "sent in order, replies apart"
 
 
 async def test_a_rider_alone_when_there_is_nothing_to_append(
     redis_store: RedisHistoryStore, redis_client: aioredis.Redis, key_prefix: str
 ) -> None:
     rider = FieldRider(f"{key_prefix}:riders")
-    await redis_store.append(CHAT, [], rider=rider)
-    assert rider.outcomes == [None]
+    await redis_store.append(CHAT, [], riders=[rider])
+    assert rider.outcomes == [1]
     assert await redis_client.hget(f"{key_prefix}:riders", "field") == b"value"
 
 
@@ -518,15 +528,15 @@ async def test_riders_survive_a_script_cache_flush(own_redis: RedisProcess) -> N
     client = aioredis.Redis.from_url(own_redis.url)
     try:
         store = RedisHistoryStore(client, Keys("glmbot-test", BOT_ID))
-        await store.append(CHAT, numbered(2), rider=FieldRider("riders"))
+        await store.append(CHAT, numbered(2), riders=[FieldRider("riders")])
         await client.script_flush()
         await client.config_resetstat()
         rider = FieldRider("riders", delete=True)
-        context = await store.load_context(CHAT, 1000, rider=rider)
+        context = await store.load_context(CHAT, 1000, riders=[rider])
         assert context.messages == numbered(2)
-        assert rider.outcomes == [None]
+        assert rider.outcomes == [1]
         await client.script_flush()
-        await store.append(CHAT, numbered(2), rider=FieldRider("riders"))
+        await store.append(CHAT, numbered(2), riders=[FieldRider("riders")])
         assert await store.length(CHAT) == 4
         stats = await client.info("commandstats")
         assert stats["cmdstat_script|load"]["calls"] == 2, "both calls found no script"
@@ -542,9 +552,9 @@ async def test_a_rider_hears_of_an_unreachable_redis(
 ) -> None:
     rider = FieldRider("glmbot-test-unreachable:riders")
     with pytest.raises(HistoryUnavailable):
-        await unreachable_store.load_context(CHAT, 100, rider=rider)
+        await unreachable_store.load_context(CHAT, 100, riders=[rider])
     (error,) = rider.outcomes
-    assert error is not None
+    assert isinstance(error, BaseException)
 
 
 async def test_a_retried_append_is_stored_once(

@@ -13,7 +13,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from bot.conversation import Turn
-from bot.history import HistoryUnavailable, RedisHistoryStore, StoredMessage
+from bot.history import HistoryUnavailable, RedisHistoryStore, StoredMessage, riding
 from bot.keys import ConversationKey, Keys
 from bot.pending import PendingTurn, TurnJournal
 from tests.fakes.glm import Reply
@@ -157,7 +157,7 @@ async def test_the_record_and_its_removal_ride_on_the_history_store(
             entry = j.entry(turn(5))
             assert entry.unsent
             assert await pending(redis_client, key_prefix) == {}, "not sent on its own"
-            await store.load_context(key, 1000, rider=entry.recording())
+            await store.load_context(key, 1000, riders=riding(entry.recording()))
             assert not entry.unsent
             (recorded,) = (await pending(redis_client, key_prefix)).values()
             assert json.loads(recorded)["chat_id"] == 5
@@ -166,7 +166,7 @@ async def test_the_record_and_its_removal_ride_on_the_history_store(
                 StoredMessage.from_text("user", "q"),
                 StoredMessage.from_text("assistant", "a"),
             ]
-            await store.append(key, messages, rider=entry.removal())
+            await store.append(key, messages, riders=riding(entry.removal()))
             assert await pending(redis_client, key_prefix) == {}
             assert entry.removal() is None, "nothing left to remove"
             await j.end(entry)
@@ -186,14 +186,14 @@ async def test_a_turn_whose_append_failed_still_leaves_the_journal(
     await redis_client.set(Keys(key_prefix, BOT_ID).messages(ConversationKey(6)), "not a list")
     entry = await j.begin(turn(6))
     with pytest.raises(HistoryUnavailable):
-        await store.append(ConversationKey(6), messages, rider=entry.removal())
+        await store.append(ConversationKey(6), messages, riders=riding(entry.removal()))
     assert await pending(redis_client, key_prefix) == {}
     # the whole round trip failed: the end removes it on its own
     client, unreachable = unreachable_history(key_prefix)
     try:
         entry = await j.begin(turn(7))
         with pytest.raises(HistoryUnavailable):
-            await unreachable.append(ConversationKey(7), messages, rider=entry.removal())
+            await unreachable.append(ConversationKey(7), messages, riders=riding(entry.removal()))
         assert len(await pending(redis_client, key_prefix)) == 1
         await j.end(entry)
         assert await pending(redis_client, key_prefix) == {}
@@ -208,7 +208,7 @@ async def test_a_record_refused_by_redis_leaves_nothing_to_remove(
     await redis_client.set(journal_key, "not a hash")
     store = RedisHistoryStore(redis_client, Keys(key_prefix, BOT_ID))
     entry = journal(redis_client, key_prefix, Notices(), Clock(), "a").entry(turn(5))
-    await store.load_context(ConversationKey(5), 1000, rider=entry.recording())
+    await store.load_context(ConversationKey(5), 1000, riders=riding(entry.recording()))
     assert not entry.unsent
     assert entry.removal() is None
     assert await redis_client.get(journal_key) == b"not a hash"

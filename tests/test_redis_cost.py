@@ -15,8 +15,8 @@ from tests.conftest import RedisProcess
 from tests.fakes.glm import Reply
 from tests.harness import BotHarness, eventually, running_bot
 
-# dedup; journal record + context read; append + journal removal; usage accounting
-ROUND_TRIPS_PER_ANSWER = 4
+# update claim + journal record + context read; append + journal removal; usage accounting
+ROUND_TRIPS_PER_ANSWER = 3
 # 29 in a conversation with history (63 before: 52 of them accounting), and up to 5
 # more for a new user's first answer, whose counters get their TTLs.
 COMMANDS_PER_ANSWER = 35
@@ -34,7 +34,7 @@ async def answer(h: BotHarness, user: int) -> None:
     assert await h.app.conversation.drain(10) == 0
 
 
-async def test_a_private_answer_costs_at_most_four_round_trips(
+async def test_a_private_answer_costs_three_round_trips(
     own_redis: RedisProcess, key_prefix: str
 ) -> None:
     probe = aioredis.Redis.from_url(own_redis.url, single_connection_client=True)
@@ -49,12 +49,15 @@ async def test_a_private_answer_costs_at_most_four_round_trips(
             pending = Keys(key_prefix, h.tg.bot_id).bot_scoped("pending")
             h.glm.script(Reply(tokens=["Hello ", "from ", "GLM!"], token_interval=0.3))
             # The first answer opens the pool's connections and loads the scripts. While
-            # it streams, its turn is in the journal, recorded along with the context read.
-            h.tg.private_text(500, "Question from 500")
+            # it streams, its turn is in the journal, recorded along with the context read,
+            # and so is its update's claim.
+            first = h.tg.private_text(500, "Question from 500")
             await eventually(lambda: probe.hlen(pending), 1, what="the turn journalled")
             await h.tg.wait_for(lambda: h.last_text(500) == ANSWER, what="the first answer")
             assert await h.app.conversation.drain(10) == 0
             assert await probe.hlen(pending) == 0, "and removed along with the append"
+            claim = Keys(key_prefix, h.tg.bot_id).bot_scoped(f"update:{first}")
+            assert await probe.exists(claim), "the update was claimed in Redis"
 
             await probe.config_resetstat()
             users = (501, 502, 501)  # a new conversation, another, one with history
@@ -75,7 +78,7 @@ async def test_a_private_answer_costs_at_most_four_round_trips(
     round_trips = int(stats["total_writes_processed"]) - 1 - setup  # less RESETSTAT's reply
     answers = len(users)
     assert round_trips <= ROUND_TRIPS_PER_ANSWER * answers, calls
-    # not fewer than it takes: every answer was deduplicated, journalled, stored, charged
+    # not fewer than it takes: every answer was claimed, journalled, stored, charged
     assert round_trips >= ROUND_TRIPS_PER_ANSWER * answers, calls
     assert calls["hdel"] == answers, "each turn left the journal, with its append"
     assert sum(calls.values()) - setup <= COMMANDS_PER_ANSWER * answers, calls

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from bot.conversation import Turn
-from bot.history import RedisHistoryStore, StoredMessage, create_redis_client
+from bot.history import RedisHistoryStore, StoredMessage, create_redis_client, riding
 from bot.history.base import Persona
 from bot.keys import ConversationKey, Keys
 from bot.leases import RedisLeases
@@ -160,7 +160,7 @@ async def _exercise(client: redis.asyncio.Redis) -> None:
             async with leases.hold(key):
                 # the journal's hash is in another slot than the chat's keys
                 entry = journal.entry(Turn(key, "hi", user_id=7))
-                await store.load_context(key, 1000, rider=entry.recording())
+                await store.load_context(key, 1000, riders=riding(entry.recording()))
                 assert await client.hexists(keys.bot_scoped("pending"), entry.ticket)
                 await store.append(
                     key,
@@ -168,7 +168,7 @@ async def _exercise(client: redis.asyncio.Redis) -> None:
                         StoredMessage.from_text("user", f"hi {chat}"),
                         StoredMessage.from_text("assistant", f"hello {chat}"),
                     ],
-                    rider=entry.removal(),
+                    riders=riding(entry.removal()),
                 )
                 assert entry.removal() is None
                 assert not await client.hexists(keys.bot_scoped("pending"), entry.ticket)
@@ -191,7 +191,7 @@ async def _exercise(client: redis.asyncio.Redis) -> None:
         # Redis forgets its scripts on a restart or failover: the pipelined calls load them
         await client.script_flush()
         entry = journal.entry(Turn(ConversationKey(1), "again", user_id=7))
-        await store.load_context(ConversationKey(1), 1000, rider=entry.recording())
+        await store.load_context(ConversationKey(1), 1000, riders=riding(entry.recording()))
         assert await client.hexists(keys.bot_scoped("pending"), entry.ticket)
         await journal.end(entry)
         await client.script_flush()

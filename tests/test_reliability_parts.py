@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis.asyncio as aioredis
 
 from bot.alerts import OwnerAlerts
 from bot.dedup import UpdateDedup
-from bot.keys import Keys
+from bot.history import HistoryUnavailable, MemoryHistoryStore, RedisHistoryStore, riding
+from bot.keys import ConversationKey, Keys
 
 BOT_ID = 42
 # Nothing listens there: every command fails at once with a connection error.
@@ -52,6 +54,51 @@ async def test_dedup_without_redis_processes_and_still_drops_local_repeats(
         dedup = UpdateDedup(dead, Keys(key_prefix, BOT_ID), ttl=60)
         assert await dedup.first_time(5), "availability over strictness"
         assert not await dedup.first_time(5)
+    finally:
+        await dead.aclose()
+
+
+async def test_a_claim_rides_on_the_context_read_or_is_sent_alone(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    keys = Keys(key_prefix, BOT_ID)
+    one = UpdateDedup(redis_client, keys, ttl=60)
+    two = UpdateDedup(redis_client, keys, ttl=60)  # another replica
+    store = RedisHistoryStore(redis_client, keys)
+    chat = ConversationKey(1)
+
+    first, repeat = one.claim(11), two.claim(11)
+    assert first is not None
+    assert repeat is not None
+    await store.load_context(chat, 100, riders=riding(first.rider()))
+    assert first.settled
+    assert first.rider() is None, "sent once"
+    assert await first.settle()
+    await store.load_context(chat, 100, riders=riding(repeat.rider()))
+    assert not await repeat.settle(), "the other replica's read learnt it came second"
+    assert one.claim(11) is None, "this process remembers its own claims"
+
+    # a store without Redis carries nothing: settling sends the claim on its own
+    alone = one.claim(12)
+    assert alone is not None
+    await MemoryHistoryStore().load_context(chat, 100, riders=riding(alone.rider()))
+    assert not alone.settled
+    assert await alone.settle()
+    assert await redis_client.ttl(keys.bot_scoped("update:12")) > 0
+
+
+async def test_a_claim_whose_read_fails_counts_as_first(key_prefix: str) -> None:
+    dead = aioredis.Redis.from_url(DEAD_REDIS)
+    try:
+        keys = Keys(key_prefix, BOT_ID)
+        claim = UpdateDedup(dead, keys, ttl=60).claim(5)
+        assert claim is not None
+        with pytest.raises(HistoryUnavailable):
+            await RedisHistoryStore(dead, keys).load_context(
+                ConversationKey(1), 100, riders=riding(claim.rider())
+            )
+        assert claim.settled
+        assert await claim.settle(), "availability over strictness"
     finally:
         await dead.aclose()
 

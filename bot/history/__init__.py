@@ -16,6 +16,7 @@ from bot.history.base import (
     Rider,
     Role,
     StoredMessage,
+    riding,
 )
 from bot.history.memory_store import MemoryHistoryStore
 from bot.history.redis_store import RedisHistoryStore
@@ -35,6 +36,7 @@ __all__ = [
     "StoredMessage",
     "create_history_store",
     "create_redis_client",
+    "riding",
 ]
 
 # Redis answers in well under a millisecond; a few seconds without a byte means it is

@@ -17,6 +17,7 @@ __all__ = [
     "Rider",
     "Role",
     "StoredMessage",
+    "riding",
 ]
 
 Role = Literal["user", "assistant"]
@@ -66,19 +67,26 @@ class ConversationContext:
 
 
 class Rider(Protocol):
-    """Another part's small Redis write (the journal of turns in progress) that a store
-    on Redis sends in the same round trip as its own script, instead of in one of its own.
+    """Another part's small Redis command (the journal of turns in progress, the claim of
+    an update) that a store on Redis sends in the same round trip as its own script,
+    instead of in one of its own.
 
-    The store reports the outcome with `landed`: None when Redis applied it, else the
-    error (the write may then have been applied or not). A store without Redis never
-    calls `landed`; the rider's owner then sees it unsent and writes it itself.
+    The store reports the outcome with `landed`: the command's reply, or an exception: an
+    error reply, or the failure of the whole exchange (a write may then have been applied
+    or not). A store without Redis never calls `landed`; the rider's owner then sees it
+    unsent and sends it itself.
     """
 
     def command(self) -> tuple[str, ...]:
         """The Redis command and its arguments, e.g. ``("HDEL", key, field)``."""
         ...
 
-    def landed(self, error: BaseException | None) -> None: ...
+    def landed(self, reply: object) -> None: ...
+
+
+def riding(*riders: Rider | None) -> list[Rider]:
+    """The riders that are there (their owners hand out None when nothing is to send)."""
+    return [rider for rider in riders if rider is not None]
 
 
 class HistoryStore(Protocol):
@@ -88,10 +96,10 @@ class HistoryStore(Protocol):
     """
 
     async def load_context(
-        self, key: ConversationKey, budget_tokens: int, *, rider: Rider | None = None
+        self, key: ConversationKey, budget_tokens: int, *, riders: Sequence[Rider] = ()
     ) -> ConversationContext:
         """The effective persona and the newest messages that fit `budget_tokens` with it;
-        `rider` goes along with the read, whether the read succeeds or not."""
+        `riders` go along with the read, whether the read succeeds or not."""
         ...
 
     async def append(
@@ -99,10 +107,10 @@ class HistoryStore(Protocol):
         key: ConversationKey,
         messages: Sequence[StoredMessage],
         *,
-        rider: Rider | None = None,
+        riders: Sequence[Rider] = (),
     ) -> None:
         """Store all `messages` at the end, atomically, then trim to the store's maximum;
-        `rider` goes along, whether the append succeeds or not."""
+        `riders` go along, whether the append succeeds or not."""
         ...
 
     async def clear(self, key: ConversationKey) -> None:

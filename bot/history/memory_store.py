@@ -40,9 +40,9 @@ class MemoryHistoryStore:
         return persona
 
     async def load_context(
-        self, key: ConversationKey, budget_tokens: int, *, rider: Rider | None = None
+        self, key: ConversationKey, budget_tokens: int, *, riders: Sequence[Rider] = ()
     ) -> ConversationContext:
-        """See `HistoryStore.load_context`; a rider is left unsent (there is no Redis)."""
+        """See `HistoryStore.load_context`; riders are left unsent (there is no Redis)."""
         persona = self._persona(key, inherit=True)
         if persona is not None:
             budget_tokens -= persona.tokens
@@ -54,9 +54,9 @@ class MemoryHistoryStore:
         key: ConversationKey,
         messages: Sequence[StoredMessage],
         *,
-        rider: Rider | None = None,
+        riders: Sequence[Rider] = (),
     ) -> None:
-        """See `HistoryStore.append`; a rider is left unsent (there is no Redis)."""
+        """See `HistoryStore.append`; riders are left unsent (there is no Redis)."""
         validate_messages(messages)
         if not messages:
             return

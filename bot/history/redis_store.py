@@ -173,10 +173,10 @@ class RedisHistoryStore:
         self._append_script = redis.register_script(_APPEND)
 
     async def load_context(
-        self, key: ConversationKey, budget_tokens: int, *, rider: Rider | None = None
+        self, key: ConversationKey, budget_tokens: int, *, riders: Sequence[Rider] = ()
     ) -> ConversationContext:
         """See `HistoryStore.load_context`; one script call, reading only the needed tail,
-        and `rider` in the same round trip."""
+        and `riders` in the same round trip."""
         keys = [
             self._keys.persona(key),
             self._keys.persona(key.chat),
@@ -184,7 +184,7 @@ class RedisHistoryStore:
         ]
         call = ScriptCall(self._load_script, keys, [budget_tokens])
         with _unavailable():
-            persona, truncated, entries = await self._run(call, rider)
+            persona, truncated, entries = await self._run(call, riders)
         return ConversationContext(
             persona=_decode_persona(persona),
             messages=[decode_entry(entry) for entry in reversed(entries)],
@@ -196,10 +196,10 @@ class RedisHistoryStore:
         key: ConversationKey,
         messages: Sequence[StoredMessage],
         *,
-        rider: Rider | None = None,
+        riders: Sequence[Rider] = (),
     ) -> None:
         """See `HistoryStore.append`; one script call, so all messages land or none, and
-        `rider` in the same round trip."""
+        `riders` in the same round trip."""
         validate_messages(messages)
         call: ScriptCall | None = None
         if messages:
@@ -208,25 +208,26 @@ class RedisHistoryStore:
             args.extend(encode_entry(message) for message in messages)
             call = ScriptCall(self._append_script, [self._keys.messages(key), marker], args)
         with _unavailable():
-            await self._run(call, rider)
+            await self._run(call, riders)
 
-    async def _run(self, call: ScriptCall | None, rider: Rider | None) -> Any:
-        """The script's reply (its error raised); the rider's outcome goes to the rider
+    async def _run(self, call: ScriptCall | None, riders: Sequence[Rider]) -> Any:
+        """The script's reply (its error raised); each rider's outcome goes to that rider
         alone."""
-        if rider is None:
+        if not riders:
             return None if call is None else await call.script(keys=call.keys, args=call.args)
-        # The rider first: MONITOR shows a script's line before the script runs, so the
-        # two lines come back to back, and the bench counts them as one round trip.
-        sent: list[ScriptCall | tuple[str, ...]] = [rider.command()]
+        # Riders first: MONITOR shows a script's line before the script runs, so the lines
+        # come back to back, and the bench counts them as one round trip.
+        sent: list[ScriptCall | tuple[str, ...]] = [rider.command() for rider in riders]
         if call is not None:
             sent.append(call)
         try:
             replies = await send_together(self._redis, sent)
         except BaseException as exc:
-            rider.landed(exc)
+            for rider in riders:
+                rider.landed(exc)
             raise
-        landed = replies[0]
-        rider.landed(landed if isinstance(landed, Exception) else None)
+        for rider, landed in zip(riders, replies, strict=False):
+            rider.landed(landed)
         reply = replies[-1] if call is not None else None
         if isinstance(reply, Exception):
             raise reply
