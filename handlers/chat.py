@@ -22,7 +22,9 @@ async def on_private_text(
     key = conversation_key(message)
     turn = Turn(key=key, text=question, user_id=user_id(message), language=language(message))
     writer = delivery.writer(chat_id=key.chat_id, is_private=True, thread_id=key.thread_id)
-    await conversation.answer(turn, writer)
+    # returns at once: the update and aiogram's handling of it are not kept alive
+    # for as long as the answer streams
+    conversation.start(turn, writer)
 
 
 def create_router() -> Router:
