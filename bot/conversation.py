@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -135,7 +134,9 @@ FailedHook = Callable[[Turn, Exception], None]
 
 # The conversation's /stop epoch when `start()` queued the turn this task answers: a /stop
 # between then and its task reaching the lock drops it too.
-_queued_epoch: ContextVar[int | None] = ContextVar("glmbot_queued_epoch", default=None)
+_queued_epoch: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "glmbot_queued_epoch", default=None
+)
 
 
 class ConversationService:
@@ -252,7 +253,7 @@ class ConversationService:
         self,
         turn: Turn,
         writer: AnswerWriter,
-        place: AbstractAsyncContextManager[None],
+        place: contextlib.AbstractAsyncContextManager[None],
         epoch: int,
     ) -> None:
         _queued_epoch.set(epoch)  # this task's own context
