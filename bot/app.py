@@ -180,6 +180,7 @@ def create_conversation(
         journal=journal,
         on_answered=on_answered,
         locks=locks,
+        on_failed=metrics.answer_failed if metrics is not None else None,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
 import logging
 import time
@@ -143,6 +144,15 @@ STOPPED_EMPTY = "(stopped before answering)"
 OwnerAlert = Callable[[ErrorKind, str], Awaitable[None]]
 # Called after every answer (e.g. to charge its tokens); its errors are logged, not raised.
 AnsweredHook = Callable[[Turn, AnswerResult], Awaitable[None]]
+# Called when an answer run by `start()` ended in an exception nothing handled (a bug),
+# once it is logged: e.g. to count it.
+FailedHook = Callable[[Turn, Exception], None]
+
+# The conversation's /stop epoch when `start()` queued the turn this task answers: a /stop
+# between then and its task reaching the lock drops it too.
+_queued_epoch: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "glmbot_queued_epoch", default=None
+)
 
 
 class ConversationService:
@@ -159,6 +169,7 @@ class ConversationService:
         on_owner_alert: OwnerAlert | None = None,
         on_answered: AnsweredHook | None = None,
         journal: TurnJournal | None = None,
+        on_failed: FailedHook | None = None,
     ) -> None:
         self.store = store
         self._model = model
@@ -170,12 +181,15 @@ class ConversationService:
         self._calibration = calibration or TokenCalibration()
         self._on_owner_alert = on_owner_alert
         self._on_answered = on_answered
+        self._on_failed = on_failed
         # records turns in progress, so a crash is reported to their users at restart
         self._journal = journal
         self._running: dict[ConversationKey, _Running] = {}
         # /stop also clears queued turns: a turn only runs if no /stop came since it queued
         self._epochs: dict[ConversationKey, int] = {}
         self._tasks: set[asyncio.Task[object]] = set()
+        # answers run by start(), until their task ends (answer() leaves _tasks earlier)
+        self._started: set[asyncio.Task[None]] = set()
 
     # -- commands ----------------------------------------------------------------------
 
@@ -220,14 +234,61 @@ class ConversationService:
         return len(self._running)
 
     async def drain(self, timeout: float) -> int:
-        """Wait for running answers to finish; returns how many were still running."""
-        pending = {task for task in self._tasks if not task.done()}
-        if not pending:
-            return 0
-        _, still = await asyncio.wait(pending, timeout=timeout)
-        return len(still)
+        """Wait for running answers to finish, those started meanwhile too; returns how
+        many were still running."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while pending := {task for task in (*self._tasks, *self._started) if not task.done()}:
+            left = deadline - loop.time()
+            if left <= 0:
+                return len(pending)
+            await asyncio.wait(pending, timeout=left)
+        return 0
 
     # -- answering ---------------------------------------------------------------------
+
+    def start(self, turn: Turn, writer: AnswerWriter) -> asyncio.Task[None]:
+        """Answer `turn` in a task of its own, and return at once.
+
+        Whoever starts it (an update's handler, with everything it references) is not
+        kept alive for as long as the answer streams. The turn takes its place in the
+        conversation's line now: turns started one after another are answered in that
+        order, and a /stop from now on drops it. `drain()` waits for the task. An
+        exception escaping the answer is logged and reported to `on_failed`, not raised.
+        """
+        place = self._locks.place(turn.key)
+        epoch = self._epochs.get(turn.key, 0)
+        task = asyncio.create_task(
+            self._answer_started(turn, writer, place, epoch), name=f"answer-{turn.key.chat_id}"
+        )
+        self._started.add(task)
+        task.add_done_callback(self._started.discard)
+        return task
+
+    async def _answer_started(
+        self,
+        turn: Turn,
+        writer: AnswerWriter,
+        place: contextlib.AbstractAsyncContextManager[None],
+        epoch: int,
+    ) -> None:
+        _queued_epoch.set(epoch)  # this task's own context
+        try:
+            async with place:
+                await self.answer(turn, writer)
+        except Exception as exc:
+            # no handler awaits this any more to pass it to the dispatcher's error router
+            log.error(
+                "unexpected %s while answering in chat %s",
+                type(exc).__name__,
+                turn.key.chat_id,
+                exc_info=exc,
+            )
+            if self._on_failed is not None:
+                try:
+                    self._on_failed(turn, exc)
+                except Exception:
+                    log.exception("the failed-answer hook failed for chat %s", turn.key.chat_id)
 
     async def answer(self, turn: Turn, writer: AnswerWriter) -> AnswerResult:
         """Answer one turn; waits behind any answer already running in the conversation."""
@@ -276,7 +337,8 @@ class ConversationService:
     async def _answer_in_turn(
         self, turn: Turn, writer: AnswerWriter, entry: JournalEntry | None
     ) -> AnswerResult:
-        epoch = self._epochs.get(turn.key, 0)
+        queued = _queued_epoch.get()
+        epoch = self._epochs.get(turn.key, 0) if queued is None else queued
         async with self._locks.hold(turn.key):
             if self._epochs.get(turn.key, 0) != epoch:
                 return AnswerResult(Outcome.SKIPPED)

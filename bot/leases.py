@@ -1,7 +1,7 @@
 """One answer at a time per conversation across replicas: leases in Redis.
 
-Same interface as `bot.locks.ConversationLocks` (``hold(key)``, ``waiting(key)``), so
-`ConversationService(locks=...)` takes either.
+Same interface as `bot.locks.ConversationLocks` (``hold(key)``, ``place(key)``,
+``waiting(key)``), so `ConversationService(locks=...)` takes either.
 
 How it works, per conversation:
 
@@ -36,7 +36,7 @@ import logging
 import math
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,10 +181,14 @@ class _Turn:
     leased: bool = False
     # Redis may hold a ticket or lease of this turn (False after the enter script failed).
     in_redis: bool = False
-    # False for a reservation no hold() has claimed yet; such a turn keeps its place in
-    # line but is not counted as waiting.
+    # False for a reservation no turn has claimed yet (by `place` or `hold`); such a turn
+    # keeps its place in line but is not counted as waiting.
     claimed: bool = True
+    # False for a place no hold() has taken yet (see `_keep`), since `reserved_at`
+    taken: bool = True
     reserved_at: float = 0.0
+    # a ticket was asked for (a place taken by `place` asks when its hold() comes)
+    asked: bool = False
     # released, or given up: nothing more to do with it
     done: bool = False
 
@@ -198,8 +202,9 @@ class Reservation:
     _owner: RedisLeases
 
 
-# The reservation of the update being handled, set around its handling: a hold() of the
-# same conversation in this context takes the reserved place instead of a new one.
+# The reservation of the update being handled, set around its handling, or the place
+# taken for the turn this task runs (`place`): a hold() of the same conversation in this
+# context takes that place instead of a new one.
 _current: ContextVar[Reservation | None] = ContextVar("glmbot_lease_reservation", default=None)
 
 
@@ -257,7 +262,8 @@ class RedisLeases:
     async def hold(self, key: ConversationKey) -> AsyncIterator[None]:
         """Wait for this conversation's turn across all replicas, then hold it.
 
-        Inside `reserved(r)` for this conversation, the turn takes r's place in line.
+        Inside `reserved(r)` for this conversation, or in the task `place(key)` was taken
+        for, the turn takes that place in line.
         """
         reservation = _current.get()
         conv = self._conversations.get(key)
@@ -266,12 +272,12 @@ class RedisLeases:
             and reservation._owner is self
             and reservation.key == key
             and conv is not None
-            and not reservation._turn.claimed
+            and not reservation._turn.taken
             and not reservation._turn.done
         ):
             turn = reservation._turn
-            turn.claimed = True
-            fresh = False
+            turn.claimed = turn.taken = True
+            fresh = not turn.asked
         else:
             conv = self._conversation(key)
             conv.users += 1
@@ -288,6 +294,32 @@ class RedisLeases:
             yield
         finally:
             await self._release(key, conv, turn)
+
+    def place(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:
+        """A place in line for a turn about to run in a task of its own (see
+        `bot.locks.TurnLocks.place`): the place reserved when its update arrived, if any,
+        else a new one whose ticket is taken when its hold() comes."""
+        reservation = _current.get()
+        if (
+            reservation is not None
+            and reservation._owner is self
+            and reservation.key == key
+            and key in self._conversations
+            and not reservation._turn.claimed
+            and not reservation._turn.done
+        ):
+            # claimed now: the update's handling, which ends before the turn's hold()
+            # comes, must not give the place up (`release_unclaimed`)
+            turn = reservation._turn
+            turn.claimed = True
+        else:
+            conv = self._conversation(key)
+            conv.users += 1
+            turn = _Turn(uuid.uuid4().hex, next(self._arrivals))
+            reservation = Reservation(key, turn, self)
+        turn.taken = False
+        turn.reserved_at = asyncio.get_running_loop().time()
+        return self._entered(reservation)
 
     def idle(self, key: ConversationKey) -> bool:
         """Never known here: another replica may hold the lease."""
@@ -334,6 +366,7 @@ class RedisLeases:
             uuid.uuid4().hex,
             next(self._arrivals),
             claimed=False,
+            taken=False,
             reserved_at=asyncio.get_running_loop().time(),
         )
         try:
@@ -363,6 +396,17 @@ class RedisLeases:
         conv = self._conversations.get(reservation.key)
         if conv is not None and not turn.claimed and not turn.done:
             await self._leave(reservation.key, conv, turn)
+
+    @asynccontextmanager
+    async def _entered(self, reservation: Reservation) -> AsyncIterator[None]:
+        with self.reserved(reservation):
+            try:
+                yield
+            finally:
+                turn = reservation._turn
+                conv = self._conversations.get(reservation.key)
+                if conv is not None and not turn.taken and not turn.done:
+                    await self._leave(reservation.key, conv, turn)
 
     async def aclose(self) -> None:
         """Stop renewing (leases still held then expire after ttl)."""
@@ -397,7 +441,7 @@ class RedisLeases:
     async def _take_ticket(
         self, key: ConversationKey, conv: _Conversation, turn: _Turn, *, may_take: bool
     ) -> None:
-        turn.in_redis = True
+        turn.in_redis = turn.asked = True
         try:
             seq, taken = await _run(
                 self._enter_script,
@@ -509,13 +553,14 @@ class RedisLeases:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._ttl / 3)
-            # a reservation nobody claimed or released for a whole ttl was lost (its
-            # update failed before its handling began): do not let it block the queue
+            # a place no hold() took or anyone gave up for a whole ttl was lost (its update
+            # failed before its handling began, or its task before it ran): do not let it
+            # block the queue
             lost = [
                 turn
                 for turn in [conv.holder, *conv.waiters]
                 if turn is not None
-                and not turn.claimed
+                and not turn.taken
                 and loop.time() - turn.reserved_at > self._ttl
             ]
             for turn in lost:

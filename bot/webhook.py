@@ -82,7 +82,8 @@ class OrderedRequestHandler(SimpleRequestHandler):
 
     The reservation travels with the background task through a context variable (a task
     copies the context it was created in) and is given up when the update's handling
-    ends without a turn having claimed it.
+    ends without a turn having claimed it (a turn claims it as it is started, before
+    its own task runs: `bot.leases.RedisLeases.place`).
     """
 
     def __init__(

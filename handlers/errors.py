@@ -1,7 +1,9 @@
 """The last stop of an exception a handler did not handle: log it, keep the bot running.
 
 Logged with the update's type and id, never its content. A history store outage gets
-the user the same "try again in a minute" reply a question would have got.
+the user the same "try again in a minute" reply a question would have got. An answer
+runs on after its handler returned, and logs its own failures
+(`bot.conversation.ConversationService.start`).
 """
 
 from __future__ import annotations

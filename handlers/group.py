@@ -85,7 +85,9 @@ async def _answer(
         reply_to_message_id=message.message_id,
         stop_button=True,
     )
-    await conversation.answer(turn, writer)
+    # returns at once: the update and aiogram's handling of it are not kept alive
+    # for as long as the answer streams
+    conversation.start(turn, writer)
 
 
 def create_router() -> Router:

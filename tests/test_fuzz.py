@@ -34,11 +34,19 @@ class Rig:
     fed: int = 0
 
     async def feed(self, batch: list[dict[str, Any]]) -> None:
-        """Feed a batch at once, as a busy bot receives it; answers run concurrently."""
+        """Feed a batch at once, as a busy bot receives it; answers run concurrently.
+        Returns once the answers ended too (their handlers only start them)."""
         for update in batch:
             self.tg.push_update(update)  # the fake learns the messages and callback ids
         await asyncio.gather(*(self._feed_one(update) for update in batch))
+        assert await self.app.conversation.drain(10) == 0
         self.fed += len(batch)
+
+    def answer_errors(self) -> float:
+        """Answers that ended in an exception (they run after their handler returned, so
+        the dispatcher's error observer never sees those)."""
+        value = self.app.metrics.registry.get_sample_value("glmbot_answer_errors_total")
+        return value or 0.0
 
     async def _feed_one(self, raw: dict[str, Any]) -> None:
         update = Update.model_validate(raw, context={"bot": self.app.bot})
@@ -108,6 +116,7 @@ def test_hostile_updates_change_nothing_they_should_not(
             def feed(batch: list[dict[str, Any]]) -> None:
                 runner.run(rig.feed(batch))
                 assert rig.errors == []
+                assert rig.answer_errors() == 0
                 assert rig.glm.violations == []
 
             feed()

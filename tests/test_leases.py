@@ -321,3 +321,58 @@ async def test_a_lost_reservation_expires(
     started = loop.time()
     await asyncio.wait_for(_hold_once(b), 5)
     assert loop.time() - started >= 0.3  # about one ttl (0.4 s), not at once
+
+
+async def test_a_turn_started_claims_its_reservation_before_its_update_is_done(
+    replicas: tuple[RedisLeases, RedisLeases, list[str]],
+    redis_client: aioredis.Redis,
+    key_prefix: str,
+) -> None:
+    a, b, errors = replicas
+    ran: list[str] = []
+    async with a.hold(KEY):
+        early = await b.reserve(KEY)
+        with b.reserved(early):
+            # the handler starts the answer in a task of its own, which runs later
+            place = b.place(KEY)
+        assert b.waiting(KEY) == 1  # a turn now, no longer a mere reservation
+        # the webhook's handling of the update ends before that task reaches hold()
+        await b.release_unclaimed(early)
+        late = asyncio.create_task(_hold_and_log(a, "late", ran))
+        # the early place is still in line, ahead of the late one
+        await asyncio.wait_for(_queue_length(redis_client, key_prefix, 2), 5)
+
+    async def started_turn() -> None:
+        async with place:
+            await _hold_and_log(b, "early", ran)
+
+    await asyncio.wait_for(asyncio.gather(started_turn(), late), 5)
+    assert ran == ["early", "late"]
+    assert b.waiting(KEY) == 0
+    assert not errors
+
+
+async def test_a_place_no_turn_held_is_given_up_when_its_task_leaves_it(
+    replicas: tuple[RedisLeases, RedisLeases, list[str]],
+    redis_client: aioredis.Redis,
+    key_prefix: str,
+) -> None:
+    a, b, errors = replicas
+    async with a.hold(KEY):
+        reservation = await b.reserve(KEY)
+        with b.reserved(reservation):
+            reserved = b.place(KEY)
+        unreserved = b.place(KEY)  # e.g. polling: its ticket is taken by its hold()
+        assert b.waiting(KEY) == 2
+        # e.g. repeated deliveries, dropped before their turns came
+        async with reserved, unreserved:
+            pass
+        assert b.waiting(KEY) == 0
+        assert await redis_client.zcard(queue_key(key_prefix)) == 0
+    # nothing left behind blocks the next turn (well within the ttl)
+    await asyncio.wait_for(_hold_once(b), 0.3)
+    # and a place without a reservation takes its ticket when its hold() comes
+    async with b.place(KEY):
+        await asyncio.wait_for(_hold_once(b), 5)
+    assert b.waiting(KEY) == 0
+    assert not errors

@@ -3,6 +3,7 @@ fake Telegram posting updates to it, the fake GLM, real Redis."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -11,10 +12,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 
 from bot.app import App, create_app
 from bot.config.ops import derived_webhook_secret
-from bot.keys import ConversationKey
+from bot.keys import ConversationKey, Keys
+from bot.leases import RedisLeases
 from bot.webhook import WebhookServer, webhook_secret
 from tests.fakes.glm import FakeGLM, Reply
 from tests.fakes.telegram import FakeTelegram
@@ -166,3 +169,43 @@ async def test_with_leases_a_command_does_not_hold_up_the_next_question(
         await w.tg.wait_for(lambda: len(w.tg.chat_messages(USER)) == 2, timeout=5, what="both")
         assert w.tg.chat_messages(USER)[-1].text == "Hello from GLM!"
         assert w.app.leases.waiting(ConversationKey(USER)) == 0
+
+
+async def test_with_leases_an_answer_keeps_the_place_its_update_took_on_arrival(
+    redis_url: str, key_prefix: str, redis_client: aioredis.Redis
+) -> None:
+    # The handler only starts the answer; the update's handling then ends, long before
+    # the answer's turn comes. The place the update took on arrival must not be given up
+    # then: a message that reached another replica later would jump the queue.
+    key = ConversationKey(USER)
+    async with webhook_bot(redis_url, key_prefix, leases={"enabled": "on", "ttl": 30}) as w:
+        leases = w.app.leases
+        assert leases is not None
+        other = RedisLeases(redis_client, Keys(key_prefix, w.tg.bot_id), ttl=30)
+        seen_by_later: list[list[str]] = []
+        try:
+            async with other.hold(key):  # the other replica is answering in this chat
+                update = private_text_update(w.tg, USER, "First")
+                assert await w.tg.deliver_webhook(update) == 200
+                await w.tg.wait_for(lambda: leases.waiting(key) == 1, what="the turn queued")
+                labels = {"type": "message", "outcome": "handled"}
+                await w.tg.wait_for(
+                    lambda: (
+                        w.app.metrics.registry.get_sample_value("glmbot_updates_total", labels) == 1
+                    ),
+                    what="the handler returned",
+                )
+                later = await other.reserve(key)  # a later message, at the other replica
+
+            async def later_turn() -> None:
+                with other.reserved(later):
+                    async with other.hold(key):
+                        seen_by_later.append([m.text for m in w.tg.chat_messages(USER)])
+
+            await asyncio.wait_for(later_turn(), 10)
+        finally:
+            await other.aclose()
+        assert seen_by_later == [["Hello from GLM!"]]
+        # one ticket each: the other's answer, "First" (on arrival), the later message
+        seq = Keys(key_prefix, w.tg.bot_id).chat_scoped(USER, "t0:lease:seq")
+        assert int(await redis_client.get(seq)) == 3

@@ -56,7 +56,11 @@ class TelegramCallMetrics(BaseRequestMiddleware):
 
 class UpdateMetrics(BaseMiddleware):
     """Counts updates by type and outcome; install as an outer middleware of
-    ``dispatcher.update``."""
+    ``dispatcher.update``.
+
+    An answer runs on after its update's handler returned (`ConversationService.start`):
+    its unexpected failures count in ``glmbot_answer_errors``, not as an update's error.
+    """
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics

@@ -6,6 +6,8 @@ process, as the tests do. What feeds it:
 - `bot.observability.dispatcher_metrics`: updates by type and outcome, Bot API calls and
   429s by method;
 - `Metrics.on_answered` (the conversation's after-answer hook): answers, latencies, tokens;
+- `Metrics.answer_failed` (the conversation's failed-answer hook): answers that ended in an
+  unexpected exception, which no update handler waits for to count it as its error;
 - `MeteredModel` around the GLM client: failed GLM requests by kind and business code;
 - `Metrics.redis_error`: failed Redis commands, from the Redis client and the leases;
 - `Metrics.loop_lag_monitor()`: event-loop lag (`bot.observability.loop_lag`).
@@ -49,6 +51,11 @@ class Metrics:
             "glmbot_answers",
             "Finished answers, by outcome (completed, stopped, failed, filtered, skipped)",
             ["outcome"],
+            registry=r,
+        )
+        self.answer_errors = Counter(
+            "glmbot_answer_errors",
+            "Answers ended by an unexpected exception (a bug; logged with its traceback)",
             registry=r,
         )
         self.answers_in_flight = Gauge(
@@ -130,6 +137,10 @@ class Metrics:
 
     def redis_error(self, operation: str) -> None:
         self.redis_errors.labels(operation).inc()
+
+    def answer_failed(self, turn: Turn, error: Exception) -> None:
+        """The conversation's failed-answer hook."""
+        self.answer_errors.inc()
 
     async def on_answered(self, turn: Turn, result: AnswerResult) -> None:
         """The conversation's after-answer hook."""
