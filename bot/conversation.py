@@ -247,13 +247,13 @@ class ConversationService:
 
     # -- answering ---------------------------------------------------------------------
 
-    def start(self, turn: Turn, writer: AnswerWriter) -> asyncio.Task[None]:
-        """Answer `turn` in a task of its own, and return at once.
+    async def start(self, turn: Turn, writer: AnswerWriter) -> asyncio.Task[None]:
+        """Answer `turn` in a task of its own; return once it has taken its first step.
 
         Whoever starts it (an update's handler, with everything it references) is not
         kept alive for as long as the answer streams. The turn takes its place in the
-        conversation's line now: turns started one after another are answered in that
-        order, and a /stop from now on drops it. `drain()` waits for the task. An
+        conversation's line at once: turns started one after another are answered in
+        that order, and a /stop from then on drops it. `drain()` waits for the task. An
         exception escaping the answer is logged and reported to `on_failed`, not raised.
         """
         place = self._locks.place(turn.key)
@@ -263,6 +263,10 @@ class ConversationService:
         )
         self._started.add(task)
         task.add_done_callback(self._started.discard)
+        # One turn of the loop: the answer runs up to its first wait (its context read
+        # sent to Redis) before the caller winds up (aiogram's middlewares and logging
+        # after a handler), which then overlaps that wait instead of delaying it.
+        await asyncio.sleep(0)
         return task
 
     async def _answer_started(

@@ -32,9 +32,9 @@ async def on_private_text(
         claim=update_claim,
     )
     writer = delivery.writer(chat_id=key.chat_id, is_private=True, thread_id=key.thread_id)
-    # returns at once: the update and aiogram's handling of it are not kept alive
-    # for as long as the answer streams
-    conversation.start(turn, writer)
+    # returns as soon as the answer is under way: the update and aiogram's handling
+    # of it are not kept alive for as long as the answer streams
+    await conversation.start(turn, writer)
 
 
 def create_router() -> Router:

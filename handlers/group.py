@@ -85,9 +85,9 @@ async def _answer(
         reply_to_message_id=message.message_id,
         stop_button=True,
     )
-    # returns at once: the update and aiogram's handling of it are not kept alive
-    # for as long as the answer streams
-    conversation.start(turn, writer)
+    # returns as soon as the answer is under way: the update and aiogram's handling
+    # of it are not kept alive for as long as the answer streams
+    await conversation.start(turn, writer)
 
 
 def create_router() -> Router:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.conversation import AnswerResult, ConversationService, Outcome, Turn
+from bot.conversation import AnswerResult, ConversationService, DeliveryClaim, Outcome, Turn
 from bot.history import MemoryHistoryStore
 from bot.keys import ConversationKey
 from bot.llm import GLMClient, GLMOptions
@@ -67,9 +67,15 @@ class Rig:
     async def _answered(self, turn: Turn, result: AnswerResult) -> None:
         self.outcomes.append((turn.text, result.outcome))
 
-    def start(self, question: str, writer: RecordingWriter | None = None) -> asyncio.Task[None]:
-        turn = Turn(KEY, question, user_id=USER)
-        return self.conversation.start(turn, writer or RecordingWriter())
+    async def start(
+        self,
+        question: str,
+        writer: RecordingWriter | None = None,
+        *,
+        claim: DeliveryClaim | None = None,
+    ) -> asyncio.Task[None]:
+        turn = Turn(KEY, question, user_id=USER, claim=claim)
+        return await self.conversation.start(turn, writer or RecordingWriter())
 
     def answer_errors(self) -> float:
         return self.metrics.registry.get_sample_value("glmbot_answer_errors_total") or 0.0
@@ -101,7 +107,7 @@ def echo(body: dict[str, Any]) -> Reply:
 async def test_start_returns_at_once_and_drain_waits_for_the_answer(rig: Rig) -> None:
     rig.glm.set_responder(lambda body: Reply(text="Hi", first_token_delay=0.2))
     writer = RecordingWriter()
-    task = rig.start("hello", writer)
+    task = await rig.start("hello", writer)
     assert not task.done()
     assert rig.conversation.waiting(KEY) == 0  # first in line, about to run
     assert await rig.conversation.drain(10) == 0
@@ -114,7 +120,7 @@ async def test_start_returns_at_once_and_drain_waits_for_the_answer(rig: Rig) ->
 async def test_turns_started_one_after_another_are_answered_in_that_order(rig: Rig) -> None:
     rig.glm.set_responder(echo)
     for question in ("one", "two", "three"):
-        rig.start(question)
+        await rig.start(question)
     assert rig.conversation.waiting(KEY) == 2
     assert await rig.conversation.drain(10) == 0
     asked = [request["messages"] for request in rig.glm.requests]
@@ -178,21 +184,39 @@ async def _hold_once(locks: ConversationLocks) -> None:
         pass
 
 
+class HeldClaim:
+    """A `DeliveryClaim` whose outcome comes only when released."""
+
+    def __init__(self) -> None:
+        self.released = asyncio.Event()
+
+    def rider(self) -> None:
+        return None
+
+    async def settle(self) -> bool:
+        await self.released.wait()
+        return True
+
+
 async def test_a_stop_right_after_start_drops_the_turn_queued_then(rig: Rig) -> None:
     rig.glm.set_responder(
         lambda body: Reply(tokens=[f"w{i} " for i in range(100)], token_interval=0.02)
     )
-    rig.start("first")
+    await rig.start("first")
     await rig.glm.wait_for(lambda: len(rig.glm.requests) == 1, what="the first request")
-    rig.start("second")
-    # before the second turn's task even ran: it is queued, and dropped with the first
+    # The second turn, behind the first, waits before it even asks for the lock (here
+    # for its delivery claim; with Redis, for its journal record too).
+    claim = HeldClaim()
+    await rig.start("second", claim=claim)
+    # a /stop now drops it with the first
     assert rig.conversation.stop(KEY)
+    claim.released.set()
     assert await rig.conversation.drain(10) == 0
     assert rig.outcomes == [("first", Outcome.STOPPED), ("second", Outcome.SKIPPED)]
     assert len(rig.glm.requests) == 1
     # a turn started after the /stop is answered
     rig.glm.set_responder(echo)
-    rig.start("third")
+    await rig.start("third")
     assert await rig.conversation.drain(10) == 0
     assert rig.outcomes[-1] == ("third", Outcome.COMPLETED)
 
@@ -203,7 +227,7 @@ async def test_an_unexpected_exception_is_logged_and_counted_not_lost(
     caplog.set_level(logging.INFO)
     rig.glm.set_responder(echo)
     broken = BrokenWriter()
-    task = rig.start("my secret question", broken)
+    task = await rig.start("my secret question", broken)
     assert await rig.conversation.drain(10) == 0
     assert task.exception() is None  # nothing left for "Task exception was never retrieved"
     assert broken.closed
@@ -215,7 +239,7 @@ async def test_an_unexpected_exception_is_logged_and_counted_not_lost(
     assert "secret" not in record.getMessage()
     assert record.exc_info is not None  # the traceback, to find the bug
     # the conversation is not left locked: the next turn is answered
-    rig.start("again")
+    await rig.start("again")
     assert await rig.conversation.drain(10) == 0
     assert rig.outcomes == [("again", Outcome.COMPLETED)]
     del task
