@@ -64,8 +64,8 @@ def make_plan(mode: str, chats: list[int] | None) -> Plan:
     else:
         plan = Plan(
             mode, STANDARD_GLM, concurrency=[50, 200, 500, 1000], limits_private=200,
-            limits_groups=50, limits_methods=["draft", "edit"], overhead_private=14,
-            overhead_groups=6, overhead_stagger=1.0, history_sizes=[10, 1000, 100_000],
+            limits_groups=50, limits_methods=["draft", "edit"], overhead_private=20,
+            overhead_groups=20, overhead_stagger=1.0, history_sizes=[10, 1000, 100_000],
             history_iterations=50, scaleout_chats=200,
         )  # fmt: skip
     if chats:
