@@ -376,7 +376,6 @@ class ConversationService:
             prompt = None
         if not await self._first_delivery(turn):
             return AnswerResult(Outcome.DUPLICATE)  # nothing shown, nothing stored
-        await writer.begin()
         if prompt is None:
             log.warning("history unavailable for chat %s", turn.key.chat_id)
             await writer.finish("", footer=text("storage_unavailable", turn.language))
@@ -501,7 +500,16 @@ class ConversationService:
         if running.stopped:  # stopped before the stream began
             running.task.cancel()
         try:
+            # "typing…" once the request is under way: one turn of the loop lets the
+            # stream's task hand the request to the HTTP client, which then sends it
+            # ahead of the indicator's own Bot API call
+            await asyncio.sleep(0)
+            if not running.stopped:
+                await writer.begin()
             await running.task
+        except asyncio.CancelledError:
+            running.task.cancel()  # cut off before the await above passed it on
+            raise
         finally:
             running.task = None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.conversation import AnswerResult, ConversationService, Outcome, Turn
-from bot.history import MemoryHistoryStore
+from bot.history import ConversationContext, MemoryHistoryStore, Rider
 from bot.keys import ConversationKey, Keys
 from bot.leases import RedisLeases
 from bot.llm import GLMClient, GLMOptions
@@ -231,29 +231,33 @@ async def test_the_subscriber_comes_back_after_redis_restarts(
         assert (await asyncio.wait_for(answer, 5)).outcome is Outcome.STOPPED
 
 
-class GatedWriter(RecordingWriter):
-    """Holds the answer in `begin()` (as a slow first Bot API call would) until opened."""
+class GatedStore(MemoryHistoryStore):
+    """Holds the answer in its context read (as a slow Redis would) until opened."""
 
     def __init__(self) -> None:
         super().__init__()
         self.entered = asyncio.Event()
         self.gate = asyncio.Event()
 
-    async def begin(self) -> None:
+    async def load_context(
+        self, key: ConversationKey, budget_tokens: int, *, riders: Sequence[Rider] = ()
+    ) -> ConversationContext:
         self.entered.set()
         await self.gate.wait()
+        return await super().load_context(key, budget_tokens, riders=riders)
 
 
 async def test_a_stop_before_the_stream_began_is_not_lost(
     pair: tuple[Replica, Replica], glm: FakeGLM
 ) -> None:
     a, b = pair
-    writer = GatedWriter()
+    store = a.conversation.store = GatedStore()
+    writer = RecordingWriter()
     answer = asyncio.create_task(a.conversation.answer(Turn(KEY, "hello", user_id=ASKER), writer))
-    await asyncio.wait_for(writer.entered.wait(), 5)
+    await asyncio.wait_for(store.entered.wait(), 5)
 
     assert await b.stopper.stop(KEY, by=ASKER, may_administer=admin(False)) is (StopOutcome.STOPPED)
-    writer.gate.set()
+    store.gate.set()
 
     result = await asyncio.wait_for(answer, 5)
     assert result.outcome is Outcome.STOPPED
