@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.app import App, create_app
 from bot.config import Settings
+from bot.llm import GLMClient
 from tests.fakes.glm import FakeGLM, Reply
 from tests.fakes.telegram import FakeTelegram
 
@@ -52,6 +53,21 @@ class BotHarness:
         their handlers start and leave)."""
         left = await self.app.conversation.drain(timeout)
         assert left == 0, f"timed out waiting for {left} answers to finish"
+
+
+def small_glm_client(glm: FakeGLM) -> GLMClient:
+    """A GLM client on the fake, for tests that build a conversation without a bot: no
+    retries, short timeouts."""
+    return GLMClient(
+        api_key=API_KEY,
+        base_url=glm.api_base,
+        max_concurrent=4,
+        connect_timeout=2.0,
+        read_timeout=5.0,
+        stall_timeout=5.0,
+        retry_attempts=1,
+        retry_max_seconds=1.0,
+    )
 
 
 async def eventually(

@@ -19,7 +19,7 @@ from bot.llm import GLMClient, GLMOptions
 from bot.locks import ConversationLocks
 from bot.observability.metrics import Metrics
 from tests.fakes.glm import FakeGLM, Reply
-from tests.harness import API_KEY
+from tests.harness import small_glm_client
 
 KEY = ConversationKey(4242)
 USER = 77
@@ -84,16 +84,7 @@ class Rig:
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
     async with FakeGLM() as glm:
-        llm = GLMClient(
-            api_key=API_KEY,
-            base_url=glm.api_base,
-            max_concurrent=4,
-            connect_timeout=2.0,
-            read_timeout=5.0,
-            stall_timeout=5.0,
-            retry_attempts=1,
-            retry_max_seconds=1.0,
-        )
+        llm = small_glm_client(glm)
         try:
             yield Rig(llm, glm)
         finally:

@@ -17,12 +17,12 @@ from bot.conversation import AnswerResult, ConversationService, Outcome, Turn
 from bot.history import ConversationContext, MemoryHistoryStore, Rider
 from bot.keys import ConversationKey, Keys
 from bot.leases import RedisLeases
-from bot.llm import GLMClient, GLMOptions
+from bot.llm import GLMOptions
 from bot.stop_signal import StopSignal
 from bot.stopping import StopOutcome, Stopper
 from tests.conftest import RedisProcess
 from tests.fakes.glm import FakeGLM, Reply
-from tests.harness import API_KEY
+from tests.harness import small_glm_client
 
 KEY = ConversationKey(-100555)
 ASKER, OTHER = 71, 72
@@ -73,16 +73,7 @@ async def replica(redis_url: str, key_prefix: str, glm: FakeGLM) -> AsyncIterato
         keys = Keys(key_prefix, 42)
         leases = RedisLeases(client, keys, ttl=2.0, poll_interval=0.02)
         stack.push_async_callback(leases.aclose)
-        llm = GLMClient(
-            api_key=API_KEY,
-            base_url=glm.api_base,
-            max_concurrent=4,
-            connect_timeout=2.0,
-            read_timeout=5.0,
-            stall_timeout=5.0,
-            retry_attempts=1,
-            retry_max_seconds=1.0,
-        )
+        llm = small_glm_client(glm)
         stack.push_async_callback(llm.aclose)
         conversation = ConversationService(
             store=MemoryHistoryStore(),
