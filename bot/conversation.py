@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import enum
 import logging
 import time
@@ -148,12 +147,6 @@ AnsweredHook = Callable[[Turn, AnswerResult], Awaitable[None]]
 # once it is logged: e.g. to count it.
 FailedHook = Callable[[Turn, Exception], None]
 
-# The conversation's /stop epoch when `start()` queued the turn this task answers: a /stop
-# between then and its task reaching the lock drops it too.
-_queued_epoch: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "glmbot_queued_epoch", default=None
-)
-
 
 class ConversationService:
     def __init__(
@@ -276,10 +269,9 @@ class ConversationService:
         place: contextlib.AbstractAsyncContextManager[None],
         epoch: int,
     ) -> None:
-        _queued_epoch.set(epoch)  # this task's own context
         try:
             async with place:
-                await self.answer(turn, writer)
+                await self._answer_queued(turn, writer, queued_at=epoch)
         except Exception as exc:
             # no handler awaits this any more to pass it to the dispatcher's error router
             log.error(
@@ -296,6 +288,13 @@ class ConversationService:
 
     async def answer(self, turn: Turn, writer: AnswerWriter) -> AnswerResult:
         """Answer one turn; waits behind any answer already running in the conversation."""
+        return await self._answer_queued(turn, writer, queued_at=None)
+
+    async def _answer_queued(
+        self, turn: Turn, writer: AnswerWriter, *, queued_at: int | None
+    ) -> AnswerResult:
+        """`answer()`; `queued_at` is the conversation's /stop epoch when `start()` queued
+        the turn (a /stop since then drops it), None to take it when the turn locks."""
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -311,7 +310,7 @@ class ConversationService:
                 entry = self._journal.entry(turn)
                 if busy:
                     await self._journal.record(entry)
-            result = await self._answer_in_turn(turn, writer, entry)
+            result = await self._answer_in_turn(turn, writer, entry, queued_at)
             if result.outcome is not Outcome.DUPLICATE:
                 await self._answered(turn, result)
             return result
@@ -339,10 +338,9 @@ class ConversationService:
             log.exception("the after-answer hook failed for chat %s", turn.key.chat_id)
 
     async def _answer_in_turn(
-        self, turn: Turn, writer: AnswerWriter, entry: JournalEntry | None
+        self, turn: Turn, writer: AnswerWriter, entry: JournalEntry | None, queued_at: int | None
     ) -> AnswerResult:
-        queued = _queued_epoch.get()
-        epoch = self._epochs.get(turn.key, 0) if queued is None else queued
+        epoch = self._epochs.get(turn.key, 0) if queued_at is None else queued_at
         async with self._locks.hold(turn.key):
             if self._epochs.get(turn.key, 0) != epoch:
                 return AnswerResult(Outcome.SKIPPED)
