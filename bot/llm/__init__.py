@@ -5,18 +5,8 @@ aiohttp on the event loop; ``sse`` decodes Zhipu's event stream; ``errors`` maps
 failure to an ``ErrorKind`` and holds the retry policy.
 """
 
-from bot.llm.client import (
-    BUSINESS_CODES,
-    RETRYABLE_KINDS,
-    ErrorKind,
-    GLMClient,
-    GLMError,
-    GLMOptions,
-    StreamEnd,
-    StreamEvent,
-    TextDelta,
-    Usage,
-)
+from bot.llm.client import GLMClient, GLMOptions, StreamEnd, StreamEvent, TextDelta, Usage
+from bot.llm.errors import BUSINESS_CODES, RETRYABLE_KINDS, ErrorKind, GLMError
 
 __all__ = [
     "BUSINESS_CODES",

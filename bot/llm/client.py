@@ -27,22 +27,12 @@ from typing import Any
 import httpx
 import zhipuai
 
-from bot.llm.errors import (
-    BUSINESS_CODES,
-    RETRYABLE_KINDS,
-    ErrorKind,
-    GLMError,
-    retry_policy,
-)
+from bot.llm.errors import ErrorKind, GLMError, retry_policy
 from bot.llm.generation import Generation
 from bot.llm.transport import AiohttpTransport
 
 __all__ = [
-    "BUSINESS_CODES",
-    "RETRYABLE_KINDS",
-    "ErrorKind",
     "GLMClient",
-    "GLMError",
     "GLMOptions",
     "StreamEnd",
     "StreamEvent",
