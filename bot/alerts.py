@@ -55,13 +55,14 @@ class OwnerAlerts:
     async def alert(self, cause: str, message: str) -> bool:
         """Send ``message`` to every owner unless ``cause`` was sent within the interval.
 
-        Returns whether it was sent to at least one owner. Never raises.
+        Returns whether the owners have been told: now (to at least one of them), or
+        within the interval. Never raises.
         """
         if not self._owners:
             log.warning("owner alert (%s) not sent: no owners are configured", cause)
             return False
         if not await self._claim(cause):
-            return False
+            return True  # sent within the interval
         sent = await asyncio.gather(
             *(self._send_one(cause, owner, message) for owner in self._owners)
         )

@@ -4,7 +4,7 @@ hooks. `bot.app.create_app` calls them; kept apart so the composition stays read
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from aiogram import Bot, Dispatcher
 from redis.asyncio import Redis
@@ -22,9 +22,8 @@ from bot.redis_client import on_redis_error
 from bot.replicas import ReplicaRegistry, bot_wide_share
 from bot.stop_signal import StopSignal
 from bot.stopping import Stoppable, Stopper
-
-if TYPE_CHECKING:
-    from bot.conversation import AnsweredHook, AnswerResult, ChatModel, ConversationService, Turn
+from bot.turns.queue import TurnQueue
+from bot.turns.types import AnsweredHook, AnswerResult, ChatModel, Turn
 
 __all__ = [
     "answered_hooks",
@@ -50,12 +49,10 @@ def create_metrics(bot: Bot, redis: Redis | None) -> Metrics:
     return metrics
 
 
-def observe_dispatcher(
-    dispatcher: Dispatcher, metrics: Metrics, conversation: ConversationService
-) -> None:
+def observe_dispatcher(dispatcher: Dispatcher, metrics: Metrics, turns: TurnQueue) -> None:
     """Count updates by type and outcome, and read answers in flight at each scrape."""
     dispatcher.update.outer_middleware(UpdateMetrics(metrics))
-    metrics.track_in_flight(lambda: conversation.in_flight)
+    metrics.track_in_flight(lambda: turns.in_flight)
 
 
 class Background(Protocol):

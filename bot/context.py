@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from bot.history import StoredMessage
+from bot.messages import ImagePart, Message, Part, TextPart
 from bot.tokens import (
     MAX_TOKENS_PER_CHAR,
     MESSAGE_OVERHEAD,
@@ -14,7 +15,13 @@ from bot.tokens import (
     message_tokens,
 )
 
-__all__ = ["MIN_PROMPT_BUDGET", "Prompt", "build_prompt", "truncate_to_tokens"]
+__all__ = [
+    "MIN_PROMPT_BUDGET",
+    "Prompt",
+    "build_prompt",
+    "request_message",
+    "truncate_to_tokens",
+]
 
 # The smallest budget that still fits a user message of at least one character.
 MIN_PROMPT_BUDGET = MESSAGE_OVERHEAD + MAX_TOKENS_PER_CHAR
@@ -29,7 +36,7 @@ class Prompt:
     """A request ready for GLM and what had to be cut to fit the budget."""
 
     # optional system first, then history, then the new user message last
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     estimated_tokens: int
     # the new message alone did not fit and was cut
     user_truncated: bool
@@ -60,13 +67,39 @@ def _fit(text: str, limit: int) -> tuple[str, int]:
     return cut, message_tokens(cut) if cut else 0
 
 
+def _request_part(part: Part, images: Mapping[str, str]) -> dict[str, Any] | None:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    data = images.get(part.ref)
+    return None if data is None else {"type": "image_url", "image_url": {"url": data}}
+
+
+def request_message(message: Message, images: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A message as GLM takes it: a string for text alone, else a list of parts.
+
+    `images` maps an image reference to its base64 data; an image without data (no
+    longer fetchable) is left out, and the turn goes on with the text.
+    """
+    if message.text_only:
+        return {"role": message.role, "content": message.text}
+    parts = [_request_part(part, images or {}) for part in message.parts]
+    return {"role": message.role, "content": [part for part in parts if part is not None]}
+
+
+def _with_text(message: Message, text: str, tokens: int) -> Message:
+    """`message` with its text replaced by `text` (its images kept)."""
+    images = tuple(part for part in message.parts if isinstance(part, ImagePart))
+    return Message(message.role, (TextPart(text), *images), tokens)
+
+
 def build_prompt(
     *,
     persona: str | None,
     persona_tokens: int,
-    history: Sequence[StoredMessage],
-    user: StoredMessage,
+    history: Sequence[Message],
+    user: Message,
     budget_tokens: int,
+    images: Mapping[str, str] | None = None,
 ) -> Prompt:
     """The messages for one turn within `budget_tokens` estimated tokens.
 
@@ -75,7 +108,7 @@ def build_prompt(
     persona is cut only when it takes more than half the budget next to it. History is
     added newest first while it fits, and a leading assistant message is dropped so the
     history starts with a user turn. Token counts are the given ones (`persona_tokens`,
-    `StoredMessage.tokens`), recomputed only for cut texts.
+    `Message.tokens`), recomputed only for cut texts.
 
     Raises ValueError if `budget_tokens` < MIN_PROMPT_BUDGET or `user` is not a user
     message.
@@ -87,7 +120,7 @@ def build_prompt(
 
     persona_text = persona or ""
     persona_cost = persona_tokens if persona_text else 0
-    user_text, user_cost = user.content, user.tokens
+    user_text, user_cost = user.text, user.tokens
 
     if persona_cost + user_cost > budget_tokens:
         half = budget_tokens // 2
@@ -109,15 +142,18 @@ def build_prompt(
         start += 1
     kept = history[start:]
 
-    messages: list[dict[str, str]] = []
+    messages: list[dict[str, Any]] = []
     if persona_text:
         messages.append({"role": "system", "content": persona_text})
-    messages.extend({"role": m.role, "content": m.content} for m in kept)
-    messages.append({"role": "user", "content": user_text})
+    messages.extend(request_message(m, images) for m in kept)
+    user_truncated = user_text != user.text
+    if user_truncated:
+        user = _with_text(user, user_text, user_cost)
+    messages.append(request_message(user, images))
     return Prompt(
         messages=messages,
         estimated_tokens=persona_cost + sum(m.tokens for m in kept) + user_cost,
-        user_truncated=user_text != user.content,
+        user_truncated=user_truncated,
         dropped_messages=start,
         persona_truncated=persona_text != (persona or ""),
     )

@@ -30,7 +30,7 @@ MayAdminister = Callable[[], Awaitable[bool]]
 
 
 class Stoppable(Protocol):
-    """What of `bot.conversation.ConversationService` stopping needs."""
+    """What of `bot.turns.queue.TurnQueue` stopping needs."""
 
     def asker(self, key: ConversationKey) -> int | None: ...
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.types import Message
 
-from bot.conversation import ConversationService, Turn
-from bot.dedup import UpdateClaim
+from bot.messages import TextPart
 from bot.sanitize import clean_text, is_blank
 from bot.streaming import StreamDelivery
+from bot.turns.queue import TurnQueue
+from bot.turns.types import Turn
 from handlers.context import conversation_key, language, user_id
 from handlers.filters import inline
 from handlers.flags import GLM
@@ -16,9 +17,8 @@ from handlers.flags import GLM
 
 async def on_private_text(
     message: Message,
-    conversation: ConversationService,
+    turns: TurnQueue,
     delivery: StreamDelivery,
-    update_claim: UpdateClaim | None = None,
 ) -> None:
     question = clean_text(message.text or "").strip()
     if is_blank(question) or question.startswith("/"):
@@ -26,15 +26,14 @@ async def on_private_text(
     key = conversation_key(message)
     turn = Turn(
         key=key,
-        text=question,
+        parts=(TextPart(question),),
         user_id=user_id(message),
         language=language(message),
-        claim=update_claim,
     )
     writer = delivery.writer(chat_id=key.chat_id, is_private=True, thread_id=key.thread_id)
     # returns as soon as the answer is under way: the update and aiogram's handling
     # of it are not kept alive for as long as the answer streams
-    await conversation.start(turn, writer)
+    await turns.submit(turn, writer)
 
 
 def create_router() -> Router:

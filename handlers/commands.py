@@ -7,7 +7,7 @@ from aiogram.filters import Command, CommandStart
 from aiogram.types import CallbackQuery, Message, MessageGenerationStopped
 
 from bot.admins import AdminChecker
-from bot.conversation import ConversationService
+from bot.history import HistoryStore
 from bot.keys import ConversationKey
 from bot.stopping import StopOutcome, Stopper, anyone
 from bot.texts import text
@@ -33,15 +33,14 @@ async def on_help(message: Message) -> None:
     await message.answer(text("help", language(message)))
 
 
-async def on_reset(
-    message: Message, conversation: ConversationService, admins: AdminChecker
-) -> None:
+async def on_reset(message: Message, store: HistoryStore, admins: AdminChecker) -> None:
     lang = language(message)
     # A group's history is shared: only its admins may wipe it.
     if not await sender_administers(message, admins):
         await message.reply(text("admins_only", lang))
         return
-    await conversation.reset(conversation_key(message))
+    # the persona stays
+    await store.clear(conversation_key(message))
     await message.reply(text("reset_done", lang))
 
 

@@ -3,7 +3,7 @@
 Logged with the update's type and id, never its content. A history store outage gets
 the user the same "try again in a minute" reply a question would have got. An answer
 runs on after its handler returned, and logs its own failures
-(`bot.conversation.ConversationService.start`).
+(`bot.turns.queue.TurnQueue`).
 """
 
 from __future__ import annotations

@@ -8,44 +8,43 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from bot.config import Settings
-from bot.conversation import ConversationService, Turn
-from bot.dedup import UpdateClaim
 from bot.history import HistoryStore
+from bot.messages import Message as StoredMessage
+from bot.messages import TextPart
+from bot.preferences import Preferences
 from bot.sanitize import clean_text, is_blank
 from bot.streaming import StreamDelivery
 from bot.texts import text
+from bot.turns.queue import TurnQueue
+from bot.turns.types import Turn
 from handlers.addressing import replies_to_bot, strip_mentions
 from handlers.context import conversation_key, language, speaker, user_id
 from handlers.filters import inline
 from handlers.flags import GLM
-
-LISTEN_FLAG = "listen"
 
 
 async def on_ask(
     message: Message,
     command: CommandObject,
     bot: Bot,
-    conversation: ConversationService,
+    turns: TurnQueue,
     delivery: StreamDelivery,
-    update_claim: UpdateClaim | None = None,
 ) -> None:
     question = clean_text(command.args or "").strip()
     if is_blank(question):
         me = await bot.me()
         await message.reply(text("empty_question", language(message), bot=me.username or ""))
         return
-    await _answer(message, question, conversation, delivery, update_claim)
+    await _answer(message, question, turns, delivery)
 
 
 async def on_group_text(
     message: Message,
     bot: Bot,
-    conversation: ConversationService,
+    turns: TurnQueue,
     delivery: StreamDelivery,
     store: HistoryStore,
     settings: Settings,
-    update_claim: UpdateClaim | None = None,
 ) -> None:
     me = await bot.me()
     question, mentioned = strip_mentions(message, me)
@@ -53,30 +52,30 @@ async def on_group_text(
         if is_blank(question):
             await message.reply(text("empty_question", language(message), bot=me.username or ""))
             return
-        await _answer(message, question, conversation, delivery, update_claim)
+        await _answer(message, question, turns, delivery)
         return
     if is_blank(question) or question.startswith("/"):
         return  # commands for other bots are not conversation
-    listen = await store.get_chat_flag(message.chat.id, LISTEN_FLAG)
+    listen = Preferences.parse(await store.get_preferences(message.chat.id)).listen
     if listen if listen is not None else settings.groups.listen:
-        await conversation.record(conversation_key(message), speaker(message), question)
+        # kept as context, not answered
+        said = StoredMessage.of_text("user", f"{speaker(message)}: {question}")
+        await store.append(conversation_key(message), [said])
 
 
 async def _answer(
     message: Message,
     question: str,
-    conversation: ConversationService,
+    turns: TurnQueue,
     delivery: StreamDelivery,
-    claim: UpdateClaim | None,
 ) -> None:
     key = conversation_key(message)
     turn = Turn(
         key=key,
-        text=question,
+        parts=(TextPart(question),),
         user_id=user_id(message),
         speaker=speaker(message),
         language=language(message),
-        claim=claim,
     )
     writer = delivery.writer(
         chat_id=key.chat_id,
@@ -87,7 +86,7 @@ async def _answer(
     )
     # returns as soon as the answer is under way: the update and aiogram's handling
     # of it are not kept alive for as long as the answer streams
-    await conversation.start(turn, writer)
+    await turns.submit(turn, writer)
 
 
 def create_router() -> Router:

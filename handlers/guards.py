@@ -4,8 +4,6 @@ rate limits and daily token quotas for the messages that would be answered.
 An inner middleware on the people router: it runs once aiogram has chosen the handler,
 so it knows from the handler's `GLM` flag whether the message is headed for GLM, and
 how it is addressed. Unaddressed group messages, /help and the like are never counted.
-It also settles the update's claim (`handlers.dedup`) for the GLM handlers, except when
-the message does go to GLM: the turn then settles it with its context read.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ from bot.sanitize import clean_text, is_blank
 from bot.texts import text
 from handlers.addressing import replies_to_bot, strip_mentions
 from handlers.context import is_private, language, user_id
-from handlers.dedup import first_delivery
 from handlers.flags import GLM, Addressing
 
 log = logging.getLogger(__name__)
@@ -47,7 +44,7 @@ class GuardMiddleware(BaseMiddleware):
         if not access.allows(who, chat):
             # Strangers cost nothing: no answer, no history; told once, if they asked us.
             addressed = await _addressed(event, addressing, data["bot"])
-            told = addressed and await first_delivery(data) and await access.should_tell(who, chat)
+            told = addressed and await access.should_tell(who, chat)
             if told:
                 lang = language(event)
                 await _say(event, text("access_denied", lang, user_id=str(who), chat_id=str(chat)))
@@ -57,13 +54,10 @@ class GuardMiddleware(BaseMiddleware):
         if addressing is None:
             return await handler(event, data)
         if not await _asks_glm(event, addressing, data):
-            # the handler replies or records instead: settled first, as any handler's
-            return await handler(event, data) if await first_delivery(data) else None
-        # Headed for GLM: the turn settles the claim along with its context read (a
-        # repeated delivery is counted in the rate windows all the same; it is rare).
+            return await handler(event, data)  # the handler replies or records instead
         refusal = await quotas.admit(who, chat)
         if refusal is not None:
-            if refusal.notify and await first_delivery(data):
+            if refusal.notify:
                 await _say(event, describe_refusal(refusal, language(event)))
             log.debug(
                 "limits: %s refused user %s in chat %s (told: %s)",

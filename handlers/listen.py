@@ -8,17 +8,16 @@ from aiogram.types import Message
 
 from bot.admins import AdminChecker
 from bot.config import Settings
-from bot.history import HistoryStore
+from bot.preferences import ChatPreferences
 from bot.texts import text
 from handlers.context import language, sender_administers
-from handlers.group import LISTEN_FLAG
 
 
 async def on_listen(
     message: Message,
     command: CommandObject,
     admins: AdminChecker,
-    store: HistoryStore,
+    preferences: ChatPreferences,
     settings: Settings,
 ) -> None:
     lang = language(message)
@@ -27,14 +26,14 @@ async def on_listen(
         await message.reply(text("listen_usage", lang))
         return
     if not arg:
-        current = await store.get_chat_flag(message.chat.id, LISTEN_FLAG)
+        current = (await preferences.get(message.chat.id)).listen
         listening = settings.groups.listen if current is None else current
         await message.reply(text("listen_on" if listening else "listen_off", lang))
         return
     if not await sender_administers(message, admins):
         await message.reply(text("admins_only", lang))
         return
-    await store.set_chat_flag(message.chat.id, LISTEN_FLAG, arg == "on")
+    await preferences.set(message.chat.id, "listen", arg == "on")
     await message.reply(text("listen_on" if arg == "on" else "listen_off", lang))
 
 

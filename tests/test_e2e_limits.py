@@ -60,7 +60,7 @@ async def ask_private(h: BotHarness, user: int, question: str) -> None:
 async def settled(h: BotHarness) -> None:
     """Until every answer, and the charging of its tokens after it, is done."""
     await h.wait_idle()
-    assert await h.app.conversation.drain(10) == 0
+    assert await h.app.turns.drain(10) == 0
 
 
 @pytest.fixture

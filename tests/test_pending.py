@@ -227,8 +227,8 @@ async def test_a_queued_turn_is_journalled_on_arrival(
         await eventually(lambda: redis_client.hlen(journal_key), 2, what="the queued turn")
         assert len(h.glm.requests) == 1, "the second was still waiting for its turn"
         await h.wait_for_messages(5, 2)
-        assert h.app.conversation.waiting(ConversationKey(5)) == 0
-        assert await h.app.conversation.drain(10) == 0
+        assert h.app.turns.waiting(ConversationKey(5)) == 0
+        assert await h.app.turns.drain(10) == 0
         assert await redis_client.hlen(journal_key) == 0
 
 

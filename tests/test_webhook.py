@@ -93,7 +93,7 @@ async def test_registers_the_webhook_and_answers_in_the_background(
             lambda: [m.text for m in w.tg.chat_messages(USER)] == ["Fine, thanks."],
             what="the answer",
         )
-        await w.tg.wait_for(lambda: w.app.conversation.in_flight == 0, what="idle")
+        await w.tg.wait_for(lambda: w.app.turns.in_flight == 0, what="idle")
         assert w.glm.requests[0]["messages"] == [{"role": "user", "content": "How are you?"}]
 
 
@@ -113,7 +113,7 @@ async def test_a_wrong_or_missing_secret_is_refused_and_nothing_is_processed(
         # a genuine update afterwards is answered, and it is the only thing GLM ever saw
         assert await w.tg.deliver_webhook(private_text_update(w.tg, USER, "Hello")) == 200
         await w.tg.wait_for(lambda: len(w.tg.chat_messages(USER)) == 1, what="the answer")
-        await w.tg.wait_for(lambda: w.app.conversation.in_flight == 0, what="idle")
+        await w.tg.wait_for(lambda: w.app.turns.in_flight == 0, what="idle")
         assert [r["messages"][-1]["content"] for r in w.glm.requests] == ["Hello"]
         assert len(w.tg.chat_messages(USER)) == 1
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,8 +143,8 @@ class GLMClient:
         return len(self._generations)
 
     async def stream(
-        self, messages: list[dict[str, str]], options: GLMOptions
-    ) -> AsyncIterator[StreamEvent]:
+        self, messages: Sequence[Mapping[str, Any]], options: GLMOptions
+    ) -> AsyncGenerator[StreamEvent, None]:
         """TextDelta pieces in order, then one StreamEnd; raises GLMError on failure.
 
         A ``network_error`` finish before any text is raised as GLMError(NETWORK) (and
@@ -183,7 +183,9 @@ class GLMClient:
 
     # internals
 
-    def _request(self, messages: list[dict[str, str]], options: GLMOptions) -> dict[str, Any]:
+    def _request(
+        self, messages: Sequence[Mapping[str, Any]], options: GLMOptions
+    ) -> dict[str, Any]:
         request: dict[str, Any] = {
             "model": options.model,
             # copies: the SDK rewrites message dicts in place (image data prefixes)

@@ -15,16 +15,15 @@ process, as the tests do. What feeds it:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+import contextlib
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from bot.llm import GLMError, GLMOptions, StreamEnd, StreamEvent
 from bot.observability.loop_lag import LoopLagMonitor
-
-if TYPE_CHECKING:
-    from bot.conversation import AnswerResult, ChatModel, Turn
+from bot.turns.types import AnswerResult, ChatModel, Turn
 
 __all__ = ["MeteredModel", "Metrics"]
 
@@ -170,20 +169,17 @@ class MeteredModel:
         self._metrics = metrics
 
     async def stream(
-        self, messages: list[dict[str, str]], options: GLMOptions
-    ) -> AsyncIterator[StreamEvent]:
-        stream = self._model.stream(messages, options)
+        self, messages: Sequence[Mapping[str, Any]], options: GLMOptions
+    ) -> AsyncGenerator[StreamEvent, None]:
         try:
-            async for event in stream:
-                if isinstance(event, StreamEnd) and event.usage is not None:
-                    tokens = self._metrics.tokens
-                    tokens.labels(options.model, "prompt").inc(event.usage.prompt_tokens)
-                    tokens.labels(options.model, "completion").inc(event.usage.completion_tokens)
-                yield event
+            async with contextlib.aclosing(self._model.stream(messages, options)) as stream:
+                async for event in stream:
+                    if isinstance(event, StreamEnd) and event.usage is not None:
+                        tokens = self._metrics.tokens
+                        tokens.labels(options.model, "prompt").inc(event.usage.prompt_tokens)
+                        completion = event.usage.completion_tokens
+                        tokens.labels(options.model, "completion").inc(completion)
+                    yield event
         except GLMError as exc:
             self._metrics.glm_errors.labels(exc.kind.value, exc.code or "").inc()
             raise
-        finally:
-            close = getattr(stream, "aclose", None)
-            if close is not None:
-                await close()

@@ -17,11 +17,11 @@ from typing import Literal, Protocol
 
 from aiogram import Bot
 
-from bot.conversation import AnswerWriter as CoreAnswerWriter
 from bot.ratelimit import TelegramRateLimiter
 from bot.streaming.chain import STOP_CALLBACK, Target
 from bot.streaming.draft import DraftWriter
 from bot.streaming.writer import EditWriter
+from bot.turns.types import AnswerWriter as CoreAnswerWriter
 
 __all__ = [
     "STOP_CALLBACK",
@@ -34,14 +34,6 @@ __all__ = [
 
 class AnswerWriter(CoreAnswerWriter, Protocol):
     """The core's writer port, plus what Telegram delivery reports about an answer."""
-
-    @property
-    def first_visible_at(self) -> float | None:
-        """time.monotonic() when the user first saw text of this answer."""
-
-    @property
-    def api_calls(self) -> int:
-        """Bot API calls made for this answer (typing actions included)."""
 
     @property
     def draft_id(self) -> int | None:
