@@ -20,6 +20,7 @@ from aiogram import Bot
 from bot.ratelimit import TelegramRateLimiter
 from bot.streaming.chain import STOP_CALLBACK, Target
 from bot.streaming.draft import DraftWriter
+from bot.streaming.outlet import Outlet
 from bot.streaming.writer import EditWriter
 from bot.turns.types import AnswerWriter as CoreAnswerWriter
 
@@ -59,10 +60,7 @@ class StreamDelivery:
         self.bot = bot
         self.limiter = limiter
         self.private_method = private_method
-        self.edit_interval = edit_interval
-        self.draft_interval = draft_interval
-        # False once the Bot API server rejected sendMessageDraft as unknown
-        self.drafts_supported = True
+        self.outlet = Outlet(bot, limiter, edit_interval, draft_interval)
 
     def writer(
         self,
@@ -79,6 +77,6 @@ class StreamDelivery:
         message being streamed; the final edit removes it.
         """
         target = Target(chat_id, thread_id, reply_to_message_id, stop_button)
-        if is_private and self.private_method == "draft" and self.drafts_supported:
-            return DraftWriter(self, target)
-        return EditWriter(self, target)
+        if is_private and self.private_method == "draft" and self.outlet.drafts_available:
+            return DraftWriter(self.outlet, target)
+        return EditWriter(self.outlet, target)

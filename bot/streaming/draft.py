@@ -4,7 +4,7 @@ One random draft_id per answer, so Telegram animates the changes; updates at mos
 ``draft_interval``. Drafts are previews, not messages: they bypass the rate limiter's
 message budgets. A draft shows the tail part, the one that will be the last message.
 When the Bot API server does not know drafts, the answer carries on as an EditWriter
-and the delivery remembers it for later answers.
+and the outlet remembers it for a while (`bot.streaming.outlet`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import asyncio
 import logging
 import random
 import time
-from typing import TYPE_CHECKING
 
 from aiogram.exceptions import (
     TelegramAPIError,
@@ -24,11 +23,9 @@ from aiogram.exceptions import (
 
 from bot.formatting import Rendered
 from bot.streaming.chain import Stats, Target, described, is_parse_error
+from bot.streaming.outlet import Outlet
 from bot.streaming.parts import PartTracker
 from bot.streaming.writer import EditWriter, Typing, WriterBase
-
-if TYPE_CHECKING:
-    from bot.streaming.delivery import StreamDelivery
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +51,14 @@ class DraftWriter(WriterBase):
 
     def __init__(
         self,
-        delivery: StreamDelivery,
+        outlet: Outlet,
         target: Target,
         *,
         stats: Stats | None = None,
         typing: Typing | None = None,
         tracker: PartTracker | None = None,
     ) -> None:
-        super().__init__(delivery, target, stats=stats, typing=typing, tracker=tracker)
+        super().__init__(outlet, target, stats=stats, typing=typing, tracker=tracker)
         self._draft_id = random.randint(1, 2**31 - 1)
         self._fallback: EditWriter | None = None
         self._shown: Rendered | None = None
@@ -156,13 +153,13 @@ class DraftWriter(WriterBase):
             self._shown = parts[-1]
             self._stats.visible()
             await self._typing.stop()
-            self._next_at = time.monotonic() + self._delivery.draft_interval
+            self._next_at = time.monotonic() + self._outlet.draft_interval
 
     async def _send_draft(self, part: Rendered) -> None:
         self._stats.api_calls += 1
         self._drafting = True
         try:
-            await self._delivery.bot.send_message_draft(
+            await self._outlet.bot.send_message_draft(
                 chat_id=self._target.chat_id,
                 draft_id=self._draft_id,
                 text=part.text,
@@ -181,14 +178,14 @@ class DraftWriter(WriterBase):
     def _hand_over(self, *, remember: bool, reason: Exception) -> None:
         """Carry on with edits: the same tracker, counters and typing indicator."""
         if remember:
-            self._delivery.drafts_supported = False
+            self._outlet.drafts_unavailable()
             log.warning("drafts are not available (%s): private chats stream by edits", reason)
         else:
             log.warning(
                 "drafts keep failing in chat %s (%s): editing", self._target.chat_id, reason
             )
         self._fallback = EditWriter(
-            self._delivery,
+            self._outlet,
             self._target,
             stats=self._stats,
             typing=self._typing,

@@ -14,7 +14,6 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
 
 from aiogram.exceptions import (
     TelegramAPIError,
@@ -26,10 +25,8 @@ from aiogram.exceptions import (
 
 from bot.formatting import Rendered, plain_parts
 from bot.streaming.chain import MessageChain, Stats, StopStreamingError, Target, with_footer
+from bot.streaming.outlet import Outlet
 from bot.streaming.parts import PartTracker
-
-if TYPE_CHECKING:
-    from bot.streaming.delivery import StreamDelivery
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +47,8 @@ class Typing:
     exception nobody retrieves, and its calls would not be counted in ``api_calls``.
     """
 
-    def __init__(self, delivery: StreamDelivery, target: Target, stats: Stats) -> None:
-        self._bot = delivery.bot
+    def __init__(self, outlet: Outlet, target: Target, stats: Stats) -> None:
+        self._bot = outlet.bot
         self._target = target
         self._stats = stats
         self._task: asyncio.Task[None] | None = None
@@ -91,20 +88,20 @@ class WriterBase(ABC):
 
     def __init__(
         self,
-        delivery: StreamDelivery,
+        outlet: Outlet,
         target: Target,
         *,
         stats: Stats | None = None,
         typing: Typing | None = None,
         tracker: PartTracker | None = None,
     ) -> None:
-        self._delivery = delivery
+        self._outlet = outlet
         self._target = target
         self._stats = stats if stats is not None else Stats()
-        self._typing = typing if typing is not None else Typing(delivery, target, self._stats)
+        self._typing = typing if typing is not None else Typing(outlet, target, self._stats)
         self._tracker = tracker if tracker is not None else PartTracker()
         # the messages of this answer
-        self._chain = MessageChain(delivery.bot, delivery.limiter, target, self._stats)
+        self._chain = MessageChain(outlet.bot, outlet.limiter, target, self._stats)
         self._markdown = ""
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -208,15 +205,15 @@ class EditWriter(WriterBase):
 
     def __init__(
         self,
-        delivery: StreamDelivery,
+        outlet: Outlet,
         target: Target,
         *,
         stats: Stats | None = None,
         typing: Typing | None = None,
         tracker: PartTracker | None = None,
     ) -> None:
-        super().__init__(delivery, target, stats=stats, typing=typing, tracker=tracker)
-        self._limiter = delivery.limiter
+        super().__init__(outlet, target, stats=stats, typing=typing, tracker=tracker)
+        self._limiter = outlet.limiter
         self._next_at = 0.0
 
     @property
@@ -279,5 +276,5 @@ class EditWriter(WriterBase):
     def _interval(self) -> float:
         extra = max(0, len(self._markdown) - _STRETCH_FROM) / 1000 * _STRETCH_PER_1000
         load = self._limiter.chat_load(self._target.chat_id)
-        base = self._delivery.edit_interval + min(_STRETCH_MAX, extra)
+        base = self._outlet.edit_interval + min(_STRETCH_MAX, extra)
         return base * (1 + _LOAD_FACTOR * load)
