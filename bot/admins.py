@@ -79,7 +79,7 @@ class AdminChecker:
 
     def _key(self, chat_id: int) -> str:
         assert self._keys is not None
-        return self._keys.chat_scoped(chat_id, "admins")
+        return self._keys.admins(chat_id)
 
     async def _cached(self, chat_id: int) -> frozenset[int] | None:
         if self._redis is None or self._keys is None:

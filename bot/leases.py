@@ -425,8 +425,7 @@ class RedisLeases:
         return conv
 
     def _keys_of(self, key: ConversationKey) -> list[str]:
-        lease = self._keys.chat_scoped(key.chat_id, f"t{key.thread_id or 0}:lease")
-        return [lease, f"{lease}:queue", f"{lease}:alive", f"{lease}:seq"]
+        return self._keys.lease(key)
 
     def _failed(self, operation: str, key: ConversationKey, exc: Exception) -> None:
         log.warning(

@@ -93,7 +93,7 @@ class TurnJournal:
         self._grace = grace
         self._clock = clock
         self.instance = instance or f"{os.getpid()}-{uuid.uuid4().hex[:10]}"
-        self._hash = keys.bot_scoped("pending")
+        self._hash = keys.pending()
         self._keys = keys
         self._alive_key = self._alive(self.instance)
         self._seq = itertools.count(1)
@@ -229,7 +229,7 @@ class TurnJournal:
         return {owner for owner, exists in zip(ordered, found, strict=True) if exists}
 
     def _alive(self, instance: str) -> str:
-        return self._keys.bot_scoped(f"instance:{instance}")
+        return self._keys.instance(instance)
 
 
 def _parse(value: str | bytes) -> PendingTurn | None:
