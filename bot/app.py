@@ -24,11 +24,11 @@ from bot.app_ops import (
     observe_dispatcher,
     run_with_dispatcher,
 )
+from bot.cluster.leases import RedisLeases
 from bot.config import Settings
 from bot.dedup import UpdateDedup
 from bot.history import HistoryStore, create_history_store
 from bot.keys import Keys
-from bot.leases import RedisLeases
 from bot.llm import GLMClient
 from bot.models import ModelCatalog, ModelSpec
 from bot.observability.answer_log import log_answer

@@ -10,17 +10,17 @@ from aiogram import Bot, Dispatcher
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from bot.cluster.leases import RedisLeases
+from bot.cluster.replicas import ReplicaRegistry, bot_wide_share
+from bot.cluster.stop_signal import StopSignal
 from bot.config import Settings
 from bot.history import HistoryStore
 from bot.keys import Keys
-from bot.leases import RedisLeases
 from bot.observability.dispatcher_metrics import TelegramCallMetrics, UpdateMetrics
 from bot.observability.health import Check, Readiness
 from bot.observability.metrics import MeteredModel, Metrics
 from bot.ratelimit import TelegramRateLimiter
 from bot.redis_client import on_redis_error
-from bot.replicas import ReplicaRegistry, bot_wide_share
-from bot.stop_signal import StopSignal
 from bot.stopping import Stoppable, Stopper
 from bot.turns.queue import TurnQueue
 from bot.turns.types import AnsweredHook, AnswerResult, ChatModel, Turn

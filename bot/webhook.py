@@ -22,10 +22,10 @@ from aiogram import Bot, Dispatcher
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
+from bot.cluster.leases import RedisLeases
 from bot.config import ConfigError, Settings
 from bot.config.ops import derived_webhook_secret
 from bot.keys import ConversationKey
-from bot.leases import RedisLeases
 from bot.observability.http import ObservabilityServer, add_observability_routes
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ class OrderedRequestHandler(SimpleRequestHandler):
     The reservation travels with the background task through a context variable (a task
     copies the context it was created in) and is given up when the update's handling
     ends without a turn having claimed it (a turn claims it as it is started, before
-    its own task runs: `bot.leases.RedisLeases.place`).
+    its own task runs: `bot.cluster.leases.RedisLeases.place`).
     """
 
     def __init__(

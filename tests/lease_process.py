@@ -14,7 +14,7 @@ import sys
 import redis.asyncio as aioredis
 
 from bot.keys import ConversationKey, Keys
-from bot.leases import RedisLeases
+from bot.cluster.leases import RedisLeases
 
 
 async def _main(url: str, prefix: str, chat_id: int, ttl: float) -> None:

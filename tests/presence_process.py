@@ -3,7 +3,7 @@ a crash.
 
     python -m tests.presence_process REDIS_URL KEY_PREFIX INTERVAL
 
-marks itself present (`bot.replicas.ReplicaRegistry`), prints "present", and beats until
+marks itself present (`bot.cluster.replicas.ReplicaRegistry`), prints "present", and beats until
 killed.
 """
 
@@ -15,7 +15,7 @@ import sys
 import redis.asyncio as aioredis
 
 from bot.keys import Keys
-from bot.replicas import ReplicaRegistry
+from bot.cluster.replicas import ReplicaRegistry
 
 
 async def _main(url: str, prefix: str, interval: float) -> None:

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.keys import ConversationKey, Keys
-from bot.leases import RedisLeases
+from bot.cluster.leases import RedisLeases
 from tests.conftest import RedisProcess
 
 KEY = ConversationKey(777)

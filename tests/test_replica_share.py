@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from bot.keys import Keys
 from bot.ratelimit import TelegramRateLimiter
-from bot.replicas import ReplicaRegistry, bot_wide_share
+from bot.cluster.replicas import ReplicaRegistry, bot_wide_share
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET = 30.0

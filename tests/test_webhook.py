@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from bot.app import App, create_app
 from bot.config.ops import derived_webhook_secret
 from bot.keys import ConversationKey, Keys
-from bot.leases import RedisLeases
+from bot.cluster.leases import RedisLeases
 from bot.webhook import WebhookServer, webhook_secret
 from tests.fakes.glm import FakeGLM, Reply
 from tests.fakes.telegram import FakeTelegram
