@@ -109,6 +109,8 @@ def refused_bodies() -> dict[str, bytes]:
         "string update_id": json.dumps({"update_id": "5", "text": MARKER}).encode(),
         "bool update_id": json.dumps({"update_id": True, "text": MARKER}).encode(),
         "invalid message": json.dumps(not_an_update).encode(),
+        # pydantic refuses a key it cannot read as text
+        "surrogate key": json.dumps({"update_id": 8, "future\udfff": MARKER}).encode(),
     }
 
 
