@@ -1,8 +1,9 @@
 """Webhook mode: an aiohttp server receiving Telegram's updates, any number of replicas.
 
 Each request is checked against the secret token (``X-Telegram-Bot-Api-Secret-Token``;
-aiogram answers 401 otherwise) and answered at once: the update is handled in the
-background, so Telegram never waits for GLM. The webhook is registered after the server
+401 otherwise) and its body validated as an update (400 otherwise, with nothing done),
+then answered at once: the update is handled in the background, so Telegram never waits
+for GLM. The webhook is registered after the server
 listens, and left in place at shutdown: other replicas keep serving it.
 
 With Redis leases (replicas), a text message takes its place in its conversation's queue
@@ -14,13 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import json
 import logging
 import signal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiogram import Bot, Dispatcher
+from aiogram.methods import TelegramMethod
+from aiogram.types import Update
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
+from pydantic import ValidationError
 
 from bot.cluster.leases import RedisLeases
 from bot.config import ConfigError, Settings
@@ -33,9 +39,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OrderedRequestHandler",
+    "RejectedUpdate",
+    "UpdateRequestHandler",
     "WebhookServer",
     "check_webhook_settings",
     "conversation_of",
+    "parse_update",
     "serve_webhook",
     "webhook_secret",
 ]
@@ -63,22 +72,93 @@ def check_webhook_settings(settings: Settings) -> None:
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
-def conversation_of(update: Any) -> ConversationKey | None:
+class RejectedUpdate(Exception):
+    """A request body that is not a Telegram update. The message names why, and never
+    quotes the body: it may hold a user's message text."""
+
+
+def parse_update(body: bytes, bot: Bot) -> Update:
+    """The update in a webhook request's body, or RejectedUpdate."""
+    try:
+        data = json.loads(body)
+    except RecursionError:  # nested deeper than the C decoder's recursion limit
+        raise RejectedUpdate("JSON nested too deep") from None
+    except json.JSONDecodeError as exc:
+        raise RejectedUpdate(f"malformed JSON ({exc.msg} at {exc.pos})") from None
+    except ValueError:  # UnicodeDecodeError
+        raise RejectedUpdate("not UTF-8 text") from None
+    if not isinstance(data, dict):
+        raise RejectedUpdate(f"a JSON {type(data).__name__}, not an object")
+    update_id = data.get("update_id")
+    if type(update_id) is not int:
+        raise RejectedUpdate("no integer update_id")
+    try:
+        return Update.model_validate(data, context={"bot": bot})
+    except ValidationError as exc:
+        # the error's text quotes the input; the top-level fields it failed on do not
+        fields = sorted({str(error["loc"][0]) for error in exc.errors() if error["loc"]})
+        raise RejectedUpdate(
+            f"update {update_id}: not a valid update (fields: {', '.join(fields) or '-'})"
+        ) from None
+
+
+def conversation_of(update: Update) -> ConversationKey | None:
     """The conversation a text message would be answered in (as `handlers.context`
     derives it), or None for updates that never start an answer."""
-    message = update.get("message") if isinstance(update, dict) else None
-    if not isinstance(message, dict) or not isinstance(message.get("text"), str):
+    message = update.message
+    if message is None or message.text is None:
         return None
-    chat = message.get("chat")
-    chat_id = chat.get("id") if isinstance(chat, dict) else None
-    if not isinstance(chat_id, int):
-        return None
-    thread = message.get("message_thread_id") if message.get("is_topic_message") else None
-    return ConversationKey(chat_id, thread if isinstance(thread, int) else None)
+    thread = message.message_thread_id if message.is_topic_message else None
+    return ConversationKey(message.chat.id, thread)
 
 
-class OrderedRequestHandler(SimpleRequestHandler):
-    """aiogram's handler, plus a place in the conversation's queue taken on arrival.
+class UpdateRequestHandler(SimpleRequestHandler):
+    """aiogram's handler, stricter at the door: every request is authenticated, read and
+    validated before it is answered, and only a valid update is acknowledged (200) and
+    handled in the background. Anything else is a 401 or a 400, with nothing processed.
+    """
+
+    def __init__(self, dispatcher: Dispatcher, bot: Bot, *, secret_token: str) -> None:
+        super().__init__(dispatcher, bot, handle_in_background=True, secret_token=secret_token)
+        self._secret = secret_token.encode()
+
+    def verify_secret(self, telegram_secret_token: str, bot: Bot) -> bool:
+        # Compared as bytes: `secrets.compare_digest` on str raises TypeError for non-ASCII
+        # text. aiohttp decodes header bytes it cannot read as lone surrogates, which
+        # "surrogatepass" encodes rather than fails on.
+        given = telegram_secret_token.encode("utf-8", "surrogatepass")
+        return hmac.compare_digest(given, self._secret)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if not self.verify_secret(request.headers.get(SECRET_HEADER, ""), self.bot):
+            return web.Response(text="Unauthorized", status=401)
+        try:
+            update = parse_update(await request.read(), self.bot)
+        except RejectedUpdate as exc:
+            log.warning("webhook: request refused: %s", exc)
+            return web.Response(text="Bad Request: not a Telegram update", status=400)
+        await self.accept(update)
+        return web.json_response({})
+
+    async def accept(self, update: Update) -> None:
+        """Start handling `update` in a task of its own (kept until it ends)."""
+        task = asyncio.create_task(self.feed(update))
+        self._background_feed_update_tasks.add(task)
+        task.add_done_callback(self._background_feed_update_tasks.discard)
+
+    async def feed(self, update: Update) -> None:
+        """The update through the dispatcher; a handler's failure is logged with its id."""
+        try:
+            result = await self.dispatcher.feed_update(self.bot, update, **self.data)
+        except Exception:
+            log.exception("update %d: handling failed", update.update_id)
+            return
+        if isinstance(result, TelegramMethod):
+            await self.dispatcher.silent_call_request(bot=self.bot, result=result)
+
+
+class OrderedRequestHandler(UpdateRequestHandler):
+    """Plus a place in the conversation's queue, taken on arrival.
 
     The reservation travels with the background task through a context variable (a task
     copies the context it was created in) and is given up when the update's handling
@@ -89,32 +169,26 @@ class OrderedRequestHandler(SimpleRequestHandler):
     def __init__(
         self, dispatcher: Dispatcher, bot: Bot, *, secret_token: str, leases: RedisLeases
     ) -> None:
-        super().__init__(dispatcher, bot, handle_in_background=True, secret_token=secret_token)
+        super().__init__(dispatcher, bot, secret_token=secret_token)
         self._leases = leases
 
-    async def handle(self, request: web.Request) -> web.Response:
-        key = None
-        if self.verify_secret(request.headers.get(SECRET_HEADER, ""), self.bot):
-            with contextlib.suppress(ValueError):  # malformed: aiogram's to answer
-                key = conversation_of(await request.json())
+    async def accept(self, update: Update) -> None:
+        key = conversation_of(update)
         if key is None:
-            return await super().handle(request)
+            await super().accept(update)
+            return
         reservation = await self._leases.reserve(key)
         try:
             with self._leases.reserved(reservation):
-                response = await super().handle(request)
+                await super().accept(update)
         except BaseException:
             await self._leases.release_unclaimed(reservation)
             raise
-        if response.status != 200:
-            await self._leases.release_unclaimed(reservation)
-        return response
 
-    async def _background_feed_update(self, bot: Bot, update: dict[str, Any]) -> None:
-        # aiogram's background task body; wrapped to give an unclaimed place up at its end
+    async def feed(self, update: Update) -> None:
         reservation = self._leases.current()
         try:
-            await super()._background_feed_update(bot, update)
+            await super().feed(update)
         finally:
             if reservation is not None:
                 await self._leases.release_unclaimed(reservation)
@@ -132,9 +206,7 @@ class WebhookServer:
         setup_application(self.web_app, app.dispatcher, bot=app.bot)
         secret = webhook_secret(settings)
         handler = (
-            SimpleRequestHandler(
-                app.dispatcher, app.bot, secret_token=secret, handle_in_background=True
-            )
+            UpdateRequestHandler(app.dispatcher, app.bot, secret_token=secret)
             if app.leases is None
             else OrderedRequestHandler(
                 app.dispatcher, app.bot, secret_token=secret, leases=app.leases

@@ -3,8 +3,8 @@
 A registry per app (not prometheus_client's global one) lets several apps run in one
 process, as the tests do. What feeds it:
 
-- `bot.observability.dispatcher_metrics`: updates by type and outcome, Bot API calls and
-  429s by method;
+- `bot.observability.dispatcher_metrics`: updates by type and outcome, unknown updates
+  (dropped), Bot API calls and 429s by method;
 - `Metrics.on_answered` (the conversation's after-answer hook): answers, latencies, tokens;
 - `Metrics.answer_failed` (the conversation's failed-answer hook): answers that ended in an
   unexpected exception, which no update handler waits for to count it as its error;
@@ -44,6 +44,11 @@ class Metrics:
             "glmbot_updates",
             "Telegram updates, by type and outcome (handled, unhandled, error)",
             ["type", "outcome"],
+            registry=r,
+        )
+        self.updates_unknown = Counter(
+            "glmbot_updates_unknown",
+            "Updates of a type this bot does not know (a newer Bot API), dropped unread",
             registry=r,
         )
         self.answers = Counter(

@@ -12,8 +12,12 @@ _MESSAGE_KEYS = ("message", "edited_message", "channel_post", "edited_channel_po
 class UpdateFeeder(BotApiMethods):
     """Builds updates the way Telegram shapes them and queues them for getUpdates."""
 
-    def push_update(self, update: dict[str, Any]) -> int:
-        """Queue an update for getUpdates (update_id assigned when missing); returns its id."""
+    def push_update(self, update: dict[str, Any], *, filtered: bool = True) -> int:
+        """Queue an update for getUpdates (update_id assigned when missing); returns its id.
+
+        ``filtered=False`` delivers it whatever allowed_updates says, as a Bot API newer
+        than the bot may deliver a type the bot could not have named.
+        """
         for key in _MESSAGE_KEYS:
             message = update.get(key)
             if isinstance(message, dict):
@@ -21,7 +25,7 @@ class UpdateFeeder(BotApiMethods):
         query = update.get("callback_query")
         if isinstance(query, dict) and query.get("id") is not None:
             self._open_callbacks.add(str(query["id"]))
-        update_id = self._updates.push(update)
+        update_id = self._updates.push(update, filtered=filtered)
         self.timeline.pushed(update_id, update)
         self._notify_change()
         return update_id
