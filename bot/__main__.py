@@ -8,12 +8,12 @@ import logging
 import os
 import sys
 
-from bot.app import create_app, run_polling, run_webhook
+from bot.app import create_app, run_polling
 from bot.config import ConfigError, load_settings
 from bot.gc_tuning import tune_garbage_collector
 from bot.observability.logs import secret_parts, setup_logging
 from bot.observability.logs_json import resolve_log_format
-from bot.webhook import check_webhook_settings, webhook_secret
+from bot.webhook.server import check_webhook_settings, run_webhook, webhook_secret
 
 
 def main(argv: list[str] | None = None) -> int:

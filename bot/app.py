@@ -352,13 +352,3 @@ async def run_polling(app: App) -> None:
         await loop_lag.stop()
         await observability.stop()
         await app.aclose()
-
-
-async def run_webhook(app: App) -> None:
-    """Serve Telegram's webhook until SIGINT/SIGTERM (see `bot.webhook`)."""
-    from bot.webhook import serve_webhook  # imports this module
-
-    try:
-        await serve_webhook(app)
-    finally:
-        await app.aclose()

@@ -14,8 +14,8 @@ import sys
 
 import redis.asyncio as aioredis
 
-from bot.keys import Keys
 from bot.cluster.replicas import ReplicaRegistry
+from bot.keys import Keys
 
 
 async def _main(url: str, prefix: str, interval: float) -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from bot.keys import ConversationKey, Keys
 from bot.cluster.leases import RedisLeases
+from bot.keys import ConversationKey, Keys
 from tests.conftest import RedisProcess
 
 KEY = ConversationKey(777)

@@ -9,13 +9,13 @@ import logging
 
 import pytest
 import redis.asyncio as aioredis
+from bot.conversation import Turn
+from bot.pending import PendingTurn, TurnJournal
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from bot.conversation import Turn
 from bot.history import HistoryUnavailable, RedisHistoryStore, StoredMessage, riding
 from bot.keys import ConversationKey, Keys
-from bot.pending import PendingTurn, TurnJournal
 from tests.fakes.glm import Reply
 from tests.harness import eventually, running_bot
 

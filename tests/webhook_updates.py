@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.app import App, create_app
-from bot.webhook import WebhookServer, webhook_secret
+from bot.webhook.server import WebhookServer, webhook_secret
 from tests.fakes.glm import FakeGLM, Reply
 from tests.fakes.telegram import FakeTelegram
 from tests.harness import make_settings

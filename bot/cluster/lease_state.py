@@ -6,14 +6,11 @@ import asyncio
 import bisect
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from redis.commands.core import AsyncScript
 
 from bot.keys import ConversationKey
-
-if TYPE_CHECKING:
-    from bot.cluster.leases import RedisLeases
 
 __all__ = ["Conversation", "LeaseTurn", "Reservation", "run_script"]
 
@@ -60,7 +57,8 @@ class Reservation:
 
     key: ConversationKey
     _turn: LeaseTurn
-    _owner: RedisLeases
+    # the RedisLeases that handed it out (compared by identity only)
+    _owner: object
 
 
 @dataclass(eq=False, slots=True)
