@@ -92,6 +92,35 @@ def _with_text(message: Message, text: str, tokens: int) -> Message:
     return Message(message.role, (TextPart(text), *images), tokens)
 
 
+def _fit_both(
+    persona: str, persona_cost: int, user: str, user_cost: int, budget: int
+) -> tuple[str, int, str, int]:
+    """Persona and new message within `budget`: the persona is cut only when it takes
+    more than half of it, the message only when it does not fit next to the persona."""
+    if persona_cost + user_cost > budget:
+        half = budget // 2
+        if persona_cost > half or budget - persona_cost < MIN_PROMPT_BUDGET:
+            # cut only what the user message needs, never below half the budget, and
+            # always leave room for at least one character of the user's text
+            limit = min(max(half, budget - user_cost), budget - MIN_PROMPT_BUDGET)
+            persona, persona_cost = _fit(persona, limit)
+        if persona_cost + user_cost > budget:
+            user, user_cost = _fit(user, budget - persona_cost)
+    return persona, persona_cost, user, user_cost
+
+
+def _history_start(history: Sequence[Message], room: int) -> int:
+    """Where the newest history that fits `room` starts."""
+    start = len(history)
+    while start > 0 and history[start - 1].tokens <= room:
+        start -= 1
+        room -= history[start].tokens
+    # GLM expects the conversation to open with a user turn after the system prompt
+    while start < len(history) and history[start].role == "assistant":
+        start += 1
+    return start
+
+
 def build_prompt(
     *,
     persona: str | None,
@@ -120,26 +149,10 @@ def build_prompt(
 
     persona_text = persona or ""
     persona_cost = persona_tokens if persona_text else 0
-    user_text, user_cost = user.text, user.tokens
-
-    if persona_cost + user_cost > budget_tokens:
-        half = budget_tokens // 2
-        if persona_cost > half or budget_tokens - persona_cost < MIN_PROMPT_BUDGET:
-            # cut only what the user message needs, never below half the budget, and
-            # always leave room for at least one character of the user's text
-            limit = min(max(half, budget_tokens - user_cost), budget_tokens - MIN_PROMPT_BUDGET)
-            persona_text, persona_cost = _fit(persona_text, limit)
-        if persona_cost + user_cost > budget_tokens:
-            user_text, user_cost = _fit(user_text, budget_tokens - persona_cost)
-
-    room = budget_tokens - persona_cost - user_cost
-    start = len(history)
-    while start > 0 and history[start - 1].tokens <= room:
-        start -= 1
-        room -= history[start].tokens
-    # GLM expects the conversation to open with a user turn after the system prompt
-    while start < len(history) and history[start].role == "assistant":
-        start += 1
+    persona_text, persona_cost, user_text, user_cost = _fit_both(
+        persona_text, persona_cost, user.text, user.tokens, budget_tokens
+    )
+    start = _history_start(history, budget_tokens - persona_cost - user_cost)
     kept = history[start:]
 
     messages: list[dict[str, Any]] = []

@@ -25,6 +25,14 @@ class Preferences:
     listen: bool | None = None
     # the model that answers in this chat (a name from the model catalog)
     model: str | None = None
+    # let a model that can think choose to (None: the model's own default)
+    thinking: bool | None = None
+    # how hard a model that takes `reasoning_effort` thinks ("low", "high"...)
+    reasoning_effort: str | None = None
+    # the reasoning above the answer: "folded" (an expandable quote, the default) or "hidden"
+    show_reasoning: str | None = None
+    # search the web for every question (a model with the web_search tool)
+    web_search: bool | None = None
 
     @classmethod
     def parse(cls, raw: Mapping[str, str]) -> Preferences:

@@ -48,6 +48,7 @@ _EN: Final[dict[str, str]] = {
         "⚠️ The model used its whole answer limit before writing an answer. Please ask again."
     ),
     "empty_answer": "⚠️ The model returned no answer. Please try again.",
+    "sources": "Sources",
     "cut_at_length": "⚠️ The answer reached its length limit and was cut here.",
     "question_truncated": "ℹ️ Your message was too long and was shortened to fit the model.",
     "nothing_to_stop": "Nothing is being written right now.",
@@ -152,6 +153,7 @@ _ZH: Final[dict[str, str]] = {
     "dropped_by_stop": "⏹ 未回答：/stop 已清除排队中的问题。",
     "length_no_content": "⚠️ 模型在写出回答之前用完了回答长度上限，请重新提问。",
     "empty_answer": "⚠️ 模型没有返回回答，请再试一次。",
+    "sources": "来源",
     "cut_at_length": "⚠️ 回答达到长度上限，在此截断。",
     "question_truncated": "ℹ️ 你的消息太长，已截短以适应模型。",
     "nothing_to_stop": "当前没有正在生成的回答。",

@@ -15,20 +15,20 @@ it through its `AnswerRun`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from dataclasses import dataclass
 
 from bot.context import Prompt, build_prompt
 from bot.history import ConversationContext, HistoryStore, HistoryUnavailable
-from bot.llm import ErrorKind, GLMError, GLMOptions, StreamEnd, TextDelta
+from bot.llm import ErrorKind, GLMError, GLMOptions
 from bot.messages import Message
 from bot.models import ModelCatalog, ModelSpec
 from bot.preferences import Preferences
 from bot.texts import text
 from bot.tokens import TokenCalibration, message_tokens
 from bot.turns.outcomes import ENDINGS, ERROR_NOTES, STOPPED_EMPTY, decide
+from bot.turns.sources import cite, with_sources
+from bot.turns.stream import AnswerRun, generate, options_for
 from bot.turns.types import (
     AnsweredHook,
     AnswerResult,
@@ -41,30 +41,10 @@ from bot.turns.types import (
 
 __all__ = ["AnswerRun", "Answerer"]
 
+# Reasoning folded above an answer is cut here: the whole of it can run to pages.
+SHOWN_REASONING_CHARS = 1200
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class AnswerRun:
-    """The answer being written in one conversation, as far as /stop needs to reach it."""
-
-    asker: int
-    stopped: bool = False
-    # the outcome is decided: a /stop now would change nothing
-    settled: bool = False
-    text: str = ""
-    end: StreamEnd | None = None
-    stream: asyncio.Task[None] | None = None
-
-    def stop(self) -> bool:
-        """Stop the answer (before its stream began too: it is then cancelled as soon as
-        it starts); False when there is nothing left to stop."""
-        if self.stopped or self.settled:
-            return False
-        self.stopped = True
-        if self.stream is not None:
-            self.stream.cancel()
-        return True
 
 
 class Answerer:
@@ -96,10 +76,12 @@ class Answerer:
             log.warning("history unavailable for chat %s", turn.key.chat_id)
             await writer.finish("", footer=text("storage_unavailable", turn.language))
             return AnswerResult(Outcome.FAILED)
-        model = self._models.for_chat(Preferences.parse(context.preferences).model)
+        preferences = Preferences.parse(context.preferences)
+        model = self._models.for_turn(preferences.model, search=turn.search)
         result = AnswerResult(Outcome.FAILED, model=model.name)
         prompt = self._prompt(context, question, model, shrink=1)
-        error = await self._stream(turn, question, model, prompt, writer, run, result)
+        options = options_for(model, preferences, turn)
+        error = await self._stream(turn, question, model, options, prompt, writer, run, result)
         run.settled = True
         end = run.end
         result.outcome = decide(
@@ -118,12 +100,17 @@ class Answerer:
                 self._calibration.observe(prompt.estimated_tokens, end.usage.prompt_tokens)
         notes = await self._notes(turn, prompt, result, error)
         if ENDINGS[result.outcome].stored:
-            reply = run.text or STOPPED_EMPTY
+            # sources as plain numbers: their links are for the user, not the model
+            reply = cite(run.text, ()) or STOPPED_EMPTY
             if not await self._store_turn(turn, question, reply):
                 notes.append(text("history_not_saved", turn.language))
             else:
                 result.stored = True
-        await writer.finish(run.text, footer="\n".join(notes) or None)
+        await writer.finish(
+            with_sources(run.text, run.sources, text("sources", turn.language)),
+            footer="\n".join(notes) or None,
+            reasoning=_shown_reasoning(run.reasoning, preferences),
+        )
         result.first_visible_at = writer.first_visible_at
         result.api_calls = writer.api_calls
         await self._answered(turn, result)
@@ -160,6 +147,7 @@ class Answerer:
         turn: Turn,
         question: Message,
         model: ModelSpec,
+        options: GLMOptions,
         prompt: Prompt,
         writer: AnswerWriter,
         run: AnswerRun,
@@ -167,14 +155,11 @@ class Answerer:
     ) -> GLMError | None:
         """Stream the answer; the error it ended with, if any. A prompt GLM finds too
         long is tried once more at half the budget, if no text was shown yet."""
-        options = GLMOptions(
-            model=model.name, max_tokens=model.max_tokens, temperature=model.temperature
-        )
         for attempt in (1, 2):
             result.request_sent_at = time.monotonic()
             result.estimated_prompt_tokens = self._calibration.scale(prompt.estimated_tokens)
             try:
-                await self._generate(prompt, options, writer, run, result)
+                await generate(self._model, prompt.messages, options, writer, run, result)
                 return None
             except GLMError as exc:
                 if exc.kind is not ErrorKind.PROMPT_TOO_LONG or attempt == 2 or run.text:
@@ -190,45 +175,6 @@ class Answerer:
                     raise  # shutdown, not /stop
                 return None
         return None  # not reached: the second attempt returns
-
-    async def _generate(
-        self,
-        prompt: Prompt,
-        options: GLMOptions,
-        writer: AnswerWriter,
-        run: AnswerRun,
-        result: AnswerResult,
-    ) -> None:
-        """Stream in a task of its own, so that /stop can cancel just this."""
-
-        async def consume() -> None:
-            async with contextlib.aclosing(self._model.stream(prompt.messages, options)) as stream:
-                async for event in stream:
-                    if isinstance(event, TextDelta):
-                        if not event.text:
-                            continue
-                        if result.first_token_at is None:
-                            result.first_token_at = time.monotonic()
-                        run.text += event.text
-                        writer.update(run.text)
-                    elif isinstance(event, StreamEnd):
-                        run.end = event
-
-        run.stream = asyncio.create_task(consume())
-        if run.stopped:  # stopped before the stream began
-            run.stream.cancel()
-        try:
-            # "typing…" once the request is under way: one turn of the loop lets the
-            # stream's task hand the request to the HTTP client first
-            await asyncio.sleep(0)
-            if not run.stopped:
-                await writer.begin()
-            await run.stream
-        except asyncio.CancelledError:
-            run.stream.cancel()  # cut off before the await above passed it on
-            raise
-        finally:
-            run.stream = None
 
     async def _notes(
         self, turn: Turn, prompt: Prompt, result: AnswerResult, error: GLMError | None
@@ -285,3 +231,13 @@ class Answerer:
         except Exception:
             # accounting must never cost the user an answer already delivered
             log.exception("the after-answer hook failed for chat %s", turn.key.chat_id)
+
+
+def _shown_reasoning(reasoning: str, preferences: Preferences) -> str | None:
+    """What of the reasoning is folded above the answer (None: nothing)."""
+    reasoning = reasoning.strip()
+    if not reasoning or preferences.show_reasoning == "hidden":
+        return None
+    if len(reasoning) <= SHOWN_REASONING_CHARS:
+        return reasoning
+    return reasoning[:SHOWN_REASONING_CHARS].rstrip() + " …"

@@ -26,7 +26,8 @@ from typing import Protocol
 
 from bot.keys import ConversationKey
 from bot.texts import text
-from bot.turns.answer import Answerer, AnswerRun
+from bot.turns.answer import Answerer
+from bot.turns.stream import AnswerRun
 from bot.turns.types import AnswerWriter, FailedHook, Turn
 
 __all__ = ["ConversationLeases", "Journal", "TurnQueue"]

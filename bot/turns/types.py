@@ -36,6 +36,8 @@ class Turn:
     # apart; None in private chats.
     speaker: str | None = None
     language: str | None = None
+    # answer with GLM's web search (/search), whatever the chat's preference
+    search: bool = False
 
     @property
     def text(self) -> str:
@@ -74,6 +76,8 @@ class AnswerResult:
     model: str = ""
     started_at: float = field(default_factory=time.monotonic)
     request_sent_at: float | None = None
+    # the first reasoning of a thinking model, then the first answer text
+    first_reasoning_at: float | None = None
     first_token_at: float | None = None
     finished_at: float | None = None
     # From the writer: when the user first saw text (time.monotonic()) and the Bot API
@@ -96,9 +100,17 @@ class AnswerWriter(Protocol):
 
     async def begin(self) -> None: ...
 
+    def think(self, reasoning: str) -> None:
+        """The model is thinking; `reasoning` is all of it so far (may be shown)."""
+        ...
+
     def update(self, markdown: str) -> None: ...
 
-    async def finish(self, markdown: str, *, footer: str | None = None) -> None: ...
+    async def finish(
+        self, markdown: str, *, footer: str | None = None, reasoning: str | None = None
+    ) -> None:
+        """The final answer; `reasoning`, when given, is folded above it."""
+        ...
 
     async def aclose(self) -> None: ...
 
