@@ -95,14 +95,20 @@ def test_good_redis_urls_are_accepted(env: pytest.MonkeyPatch, url: str, mode: s
 
 @pytest.mark.parametrize(
     ("value", "level"),
-    [(None, "INFO"), ("debug", "DEBUG"), ("Info", "INFO"), (" warn ", "WARNING"), ("ERROR", "ERROR")],
+    [
+        (None, "INFO"),
+        ("debug", "DEBUG"),
+        ("Info", "INFO"),
+        (" warn ", "WARNING"),
+        ("ERROR", "ERROR"),
+    ],
 )
 def test_log_level_is_read_in_any_case(value: str | None, level: str) -> None:
     assert resolve_log_level(value) == level
 
 
 def test_an_unknown_log_level_names_the_variable() -> None:
-    with pytest.raises(ValueError, match="^LOG_LEVEL: should be debug, info"):
+    with pytest.raises(ValueError, match=r"^LOG_LEVEL: should be debug, info"):
         resolve_log_level("verbose")
 
 
