@@ -32,7 +32,7 @@ from bot.keys import Keys
 from bot.llm import GLMClient
 from bot.models import ModelCatalog, ModelSpec
 from bot.observability.answer_log import log_answer
-from bot.observability.health import Readiness
+from bot.observability.health import GLMHealth, Readiness
 from bot.observability.http import ObservabilityServer
 from bot.observability.metrics import Metrics
 from bot.personas import PersonaService
@@ -45,7 +45,7 @@ from bot.streaming import StreamDelivery
 from bot.turns.answer import Answerer
 from bot.turns.journal import TurnJournal
 from bot.turns.queue import ConversationLeases, TurnQueue
-from bot.turns.types import AnsweredHook, OwnerAlert
+from bot.turns.types import AnsweredHook, ChatModel, OwnerAlert
 from handlers import get_routers
 from handlers.dedup import install_dedup
 from handlers.menu import register_commands
@@ -180,10 +180,13 @@ def create_turns(
     on_answered: AnsweredHook | None = None,
     leases: ConversationLeases | None = None,
     metrics: Metrics | None = None,
+    glm_health: GLMHealth | None = None,
 ) -> TurnQueue:
+    # innermost, the readiness watch: the breaker's own refusals are not GLM's answers
+    model: ChatModel = llm if glm_health is None else glm_health.watch(llm)
     answerer = Answerer(
         store=store,
-        model=create_breaker(settings, metered(llm, metrics)),
+        model=create_breaker(settings, metered(model, metrics)),
         models=create_models(settings),
         default_persona=settings.persona.default,
         on_owner_alert=on_owner_alert,
@@ -290,6 +293,7 @@ def create_app(settings: Settings) -> App:
     llm = create_llm(settings)
     quotas = create_quotas(settings, redis, bot.id)
     journal = create_journal(settings, bot, redis)
+    glm_health = GLMHealth()
     turns = create_turns(
         settings,
         store,
@@ -299,6 +303,7 @@ def create_app(settings: Settings) -> App:
         on_answered=answered_hooks(quotas.on_answered, metrics.on_answered, log_answer),
         leases=leases,
         metrics=metrics,
+        glm_health=glm_health,
     )
     delivery = create_delivery(settings, bot)
     stopper, stop_signal = create_stopper(settings, turns, redis, bot.id, leases, metrics)
@@ -331,7 +336,7 @@ def create_app(settings: Settings) -> App:
         turns,
         delivery,
         metrics=metrics,
-        readiness=create_readiness(settings, bot, store, redis),
+        readiness=create_readiness(settings, bot, store, redis, glm_health),
         leases=leases,
     )
 

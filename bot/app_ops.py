@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.history import HistoryStore
 from bot.keys import Keys
 from bot.observability.dispatcher_metrics import TelegramCallMetrics, UpdateMetrics
-from bot.observability.health import Check, Readiness
+from bot.observability.health import Check, GLMHealth, Readiness
 from bot.observability.metrics import MeteredModel, Metrics
 from bot.ratelimit import TelegramRateLimiter
 from bot.redis_client import on_redis_error
@@ -149,7 +149,11 @@ def create_replica_registry(
 
 
 def create_readiness(
-    settings: Settings, bot: Bot, store: HistoryStore, redis: Redis | None
+    settings: Settings,
+    bot: Bot,
+    store: HistoryStore,
+    redis: Redis | None,
+    glm: GLMHealth | None = None,
 ) -> Readiness:
     """/readyz: Redis answers PING (when configured) and the Bot API answers getMe."""
     checks: dict[str, Check] = {}
@@ -168,7 +172,7 @@ def create_readiness(
         return True
 
     checks["telegram"] = telegram_ready
-    return Readiness(checks, cache_seconds=settings.metrics.readiness_cache)
+    return Readiness(checks, glm=glm, cache_seconds=settings.metrics.readiness_cache)
 
 
 def answered_hooks(*hooks: AnsweredHook | None) -> AnsweredHook:

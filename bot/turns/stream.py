@@ -85,7 +85,9 @@ async def generate(
                         result.first_token_at = time.monotonic()
                     run.text += event.text
                     searching = options.web_search
-                    writer.update(cite(run.text, run.sources, growing=True) if searching else run.text)
+                    writer.update(
+                        cite(run.text, run.sources, growing=True) if searching else run.text
+                    )
                 elif isinstance(event, ReasoningDelta) and event.text:
                     if result.first_reasoning_at is None:
                         result.first_reasoning_at = time.monotonic()

@@ -50,7 +50,10 @@ def check_webhook_settings(settings: Settings) -> None:
         raise ConfigError(
             "WEBHOOK__PUBLIC_URL: required in webhook mode (the https URL Telegram posts to)"
         )
-    if not settings.webhook.public_url.startswith(("https://", "http://")):
+    # Telegram posts to https only; a self-hosted Bot API server (TELEGRAM_API_BASE)
+    # also posts to http
+    schemes = ("https://", "http://") if settings.telegram_api_base else ("https://",)
+    if not settings.webhook.public_url.startswith(schemes):
         raise ConfigError("WEBHOOK__PUBLIC_URL: should start with https://")
 
 
