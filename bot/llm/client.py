@@ -53,8 +53,9 @@ class GLMClient:
     """Concurrency-bounded streaming chat completions; see the module docstring.
 
     ``retry_attempts`` counts attempts (1 means no retry); no retry starts once
-    ``retry_max_seconds`` have passed since the call began. Retries happen only for retryable kinds and only before any event was yielded, and
-    a retry is cut to what is left of ``retry_max_seconds`` counted from the call, so
+    ``retry_max_seconds`` have passed since the call began. Retries happen only for
+    retryable kinds and only before any event was yielded, and a retry is cut to what is
+    left of ``retry_max_seconds`` counted from the call, so
     the wait for a first event stays within the larger of one attempt's bound and the
     budget. Connecting, sending and the response headers together are bounded by
     ``connect_timeout + read_timeout``, the first chunk after the headers by the smaller

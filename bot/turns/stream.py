@@ -67,6 +67,11 @@ def options_for(model: ModelSpec, preferences: Preferences, turn: Turn) -> GLMOp
     )
 
 
+def _shown(run: AnswerRun, options: GLMOptions) -> str:
+    """The answer so far as the user sees it: search markers already numbered."""
+    return cite(run.text, run.sources, growing=True) if options.web_search else run.text
+
+
 async def generate(
     model: ChatModel,
     messages: Messages,
