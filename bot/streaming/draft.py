@@ -25,6 +25,7 @@ from bot.formatting import Rendered
 from bot.streaming.chain import Stats, Target, described, is_parse_error
 from bot.streaming.outlet import Outlet
 from bot.streaming.parts import PartTracker
+from bot.streaming.thinking import thinking_part
 from bot.streaming.writer import EditWriter, Typing, WriterBase
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,19 @@ class DraftWriter(WriterBase):
         else:
             super().update(markdown)
 
-    async def finish(self, markdown: str, *, footer: str | None = None) -> None:
+    def think(self, reasoning: str) -> None:
+        if self._fallback is not None and not (self._finished or self._closed):
+            self._fallback.think(reasoning)
+        else:
+            super().think(reasoning)
+
+    def _thinking_part(self, reasoning: str) -> Rendered:
+        # a draft costs no message budget: it may follow the reasoning as it grows
+        return thinking_part(reasoning)
+
+    async def finish(
+        self, markdown: str, *, footer: str | None = None, reasoning: str | None = None
+    ) -> None:
         """Send the final answer as real messages (the draft then disappears)."""
         if self._finished:
             log.warning("finish() called twice for chat %s", self._target.chat_id)
@@ -91,9 +104,9 @@ class DraftWriter(WriterBase):
         self._finished = True
         await self._stop_loop()
         if self._fallback is not None:
-            await self._fallback.finish(markdown, footer=footer)
+            await self._fallback.finish(markdown, footer=footer, reasoning=reasoning)
         else:
-            await self._deliver_final(self._chain, markdown, footer)
+            await self._deliver_final(self._chain, markdown, footer, reasoning)
 
     async def aclose(self) -> None:
         await super().aclose()
@@ -122,7 +135,7 @@ class DraftWriter(WriterBase):
             if delay > 0:
                 await asyncio.sleep(delay)
             self._dirty.clear()
-            parts = self._tracker.parts(self._markdown)
+            parts = self._parts()
             if not parts or (parts[-1] == self._shown and not refresh):
                 continue
             try:
@@ -191,4 +204,7 @@ class DraftWriter(WriterBase):
             typing=self._typing,
             tracker=self._tracker,
         )
-        self._fallback.update(self._markdown)
+        if self._markdown:
+            self._fallback.update(self._markdown)
+        elif self._thinking is not None:
+            self._fallback.think(self._thinking)

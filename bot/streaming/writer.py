@@ -27,6 +27,7 @@ from bot.formatting import Rendered, plain_parts
 from bot.streaming.chain import MessageChain, Stats, StopStreamingError, Target, with_footer
 from bot.streaming.outlet import Outlet
 from bot.streaming.parts import PartTracker
+from bot.streaming.thinking import thinking_part, with_reasoning
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,8 @@ class WriterBase(ABC):
         # the messages of this answer
         self._chain = MessageChain(outlet.bot, outlet.limiter, target, self._stats)
         self._markdown = ""
+        # a thinking model's reasoning so far, until its answer text begins
+        self._thinking: str | None = None
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._finished = False
@@ -125,11 +128,21 @@ class WriterBase(ABC):
         if not (self._finished or self._closed):
             self._typing.start()
 
+    def think(self, reasoning: str) -> None:
+        """The model is thinking: show that it is (until its answer text begins)."""
+        if self._markdown:
+            return
+        self._thinking = reasoning
+        self._wake()
+
     def update(self, markdown: str) -> None:
         """Take the whole answer so far; a background task delivers the latest."""
+        self._markdown = markdown
+        self._wake()
+
+    def _wake(self) -> None:
         if self._finished or self._closed:
             return
-        self._markdown = markdown
         self._dirty.set()
         if self._task is None:
             self._task = asyncio.create_task(
@@ -141,6 +154,16 @@ class WriterBase(ABC):
         self._closed = True
         await self._stop_loop()
         await self._typing.stop()
+
+    def _parts(self) -> list[Rendered]:
+        """What the message(s) should show now."""
+        if not self._markdown and self._thinking is not None:
+            return [self._thinking_part(self._thinking)]
+        return self._tracker.parts(self._markdown)
+
+    def _thinking_part(self, reasoning: str) -> Rendered:
+        """The sign of thinking: the sign alone (edits spend the chat's message budget)."""
+        return thinking_part(None)
 
     @abstractmethod
     async def _run(self) -> None:
@@ -172,11 +195,14 @@ class WriterBase(ABC):
             task.cancel()
         await asyncio.wait([task])
 
-    async def _deliver_final(self, chain: MessageChain, markdown: str, footer: str | None) -> None:
-        parts = with_footer(self._tracker.parts(markdown), footer)
-        if not parts and markdown.strip():
+    async def _deliver_final(
+        self, chain: MessageChain, markdown: str, footer: str | None, reasoning: str | None
+    ) -> None:
+        answer = self._tracker.parts(markdown)
+        if not answer and markdown.strip():
             # rendered to nothing (e.g. only an empty code fence): show the source itself
-            parts = with_footer([Rendered(p, []) for p in plain_parts(markdown)], footer)
+            answer = [Rendered(p, []) for p in plain_parts(markdown)]
+        parts = with_footer(with_reasoning(answer, reasoning), footer)
         try:
             if parts:
                 try:
@@ -220,14 +246,16 @@ class EditWriter(WriterBase):
     def message_ids(self) -> list[int]:
         return self._chain.message_ids
 
-    async def finish(self, markdown: str, *, footer: str | None = None) -> None:
+    async def finish(
+        self, markdown: str, *, footer: str | None = None, reasoning: str | None = None
+    ) -> None:
         """Deliver the final answer completely (all parts), retrying flood limits."""
         if self._finished:
             log.warning("finish() called twice for chat %s", self._target.chat_id)
             return
         self._finished = True
         await self._stop_loop()
-        await self._deliver_final(self._chain, markdown, footer)
+        await self._deliver_final(self._chain, markdown, footer, reasoning)
 
     def _in_call(self) -> bool:
         return self._chain.in_call
@@ -264,7 +292,7 @@ class EditWriter(WriterBase):
                 self._next_at = time.monotonic() + self._interval()
 
     async def _push(self) -> bool:
-        parts = self._tracker.parts(self._markdown)
+        parts = self._parts()
         if not parts or self._chain.shows(parts, final=False):
             return True
         delivered = await self._chain.show(parts, final=False)
