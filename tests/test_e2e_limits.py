@@ -217,7 +217,7 @@ async def test_usage_reports_what_glm_counted(redis_url: str, key_prefix: str) -
         await h.tg.wait_for(lambda: "This chat" in h.last_text(GROUP), what="group /usage")
         report = h.last_text(GROUP)
         assert "Today: 4,500 tokens" in report
-        assert "Today: 1,500 tokens (1,200 prompt + 300 answer) in 1 requests" in report
+        assert "Today: 1,500 tokens (1,200 prompt + 300 answer) in 1 request," in report
 
         h.tg.private_text(OWNER, "/usage")
         await h.tg.wait_for(lambda: "whole bot" in h.last_text(OWNER), what="owner /usage")
