@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.types import Message
 
 from bot.conversation import ConversationService, Turn
 from bot.dedup import UpdateClaim
-from bot.sanitize import clean_text, is_blank
 from bot.streaming import StreamDelivery
+from handlers.addressing import private_question
 from handlers.context import conversation_key, language, user_id
-from handlers.filters import inline
 from handlers.flags import GLM
 
 
 async def on_private_text(
     message: Message,
+    question: str,
     conversation: ConversationService,
     delivery: StreamDelivery,
     update_claim: UpdateClaim | None = None,
 ) -> None:
-    question = clean_text(message.text or "").strip()
-    if is_blank(question) or question.startswith("/"):
+    if not question:
         return  # an unknown command, or nothing visible
     key = conversation_key(message)
     turn = Turn(
@@ -39,5 +38,6 @@ async def on_private_text(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.register(on_private_text, inline(F.text), flags={GLM: "private"})
+    # the filter decides what the question is (`handlers.addressing`)
+    router.message.register(on_private_text, private_question, flags={GLM: "private"})
     return router

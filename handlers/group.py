@@ -3,8 +3,8 @@ stay silent and, if the group listens, keep the message as context."""
 
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
-from aiogram.filters import Command, CommandObject
+from aiogram import Bot, Router
+from aiogram.filters import Command
 from aiogram.types import Message
 
 from bot.config import Settings
@@ -14,9 +14,8 @@ from bot.history import HistoryStore
 from bot.sanitize import clean_text, is_blank
 from bot.streaming import StreamDelivery
 from bot.texts import text
-from handlers.addressing import replies_to_bot, strip_mentions
-from handlers.context import conversation_key, language, speaker, user_id
-from handlers.filters import inline
+from handlers.addressing import ask_question, group_question
+from handlers.context import conversation_key, language, reply, speaker, user_id
 from handlers.flags import GLM
 
 LISTEN_FLAG = "listen"
@@ -24,22 +23,21 @@ LISTEN_FLAG = "listen"
 
 async def on_ask(
     message: Message,
-    command: CommandObject,
-    bot: Bot,
+    question: str,
     conversation: ConversationService,
     delivery: StreamDelivery,
     update_claim: UpdateClaim | None = None,
 ) -> None:
-    question = clean_text(command.args or "").strip()
-    if is_blank(question):
-        me = await bot.me()
-        await message.reply(text("empty_question", language(message), bot=me.username or ""))
+    if not question:
+        await reply(message, delivery, text("empty_ask", language(message)))
         return
     await _answer(message, question, conversation, delivery, update_claim)
 
 
 async def on_group_text(
     message: Message,
+    question: str,
+    addressed: bool,
     bot: Bot,
     conversation: ConversationService,
     delivery: StreamDelivery,
@@ -47,19 +45,20 @@ async def on_group_text(
     settings: Settings,
     update_claim: UpdateClaim | None = None,
 ) -> None:
-    me = await bot.me()
-    question, mentioned = strip_mentions(message, me)
-    if mentioned or replies_to_bot(message, me):
-        if is_blank(question):
-            await message.reply(text("empty_question", language(message), bot=me.username or ""))
+    if addressed:
+        if not question:
+            me = await bot.me()
+            hint = text("empty_mention", language(message), bot=me.username or "")
+            await reply(message, delivery, hint)
             return
         await _answer(message, question, conversation, delivery, update_claim)
         return
-    if is_blank(question) or question.startswith("/"):
+    said = clean_text(message.text or "").strip()
+    if is_blank(said) or said.startswith("/"):
         return  # commands for other bots are not conversation
     listen = await store.get_chat_flag(message.chat.id, LISTEN_FLAG)
     if listen if listen is not None else settings.groups.listen:
-        await conversation.record(conversation_key(message), speaker(message), question)
+        await conversation.record(conversation_key(message), speaker(message), said)
 
 
 async def _answer(
@@ -92,6 +91,7 @@ async def _answer(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.register(on_ask, Command("ask"), flags={GLM: "ask"})
-    router.message.register(on_group_text, inline(F.text), flags={GLM: "mention"})
+    # the filters decide what the question is (`handlers.addressing`)
+    router.message.register(on_ask, Command("ask"), ask_question, flags={GLM: "ask"})
+    router.message.register(on_group_text, group_question, flags={GLM: "mention"})
     return router
