@@ -38,12 +38,13 @@ class Command:
     # admins), when that is more; None: the same as `about`
     admin_about: Words | None = None
     # the arguments shown in /help, e.g. "<question>"
-    args: str = ""
+    args: Words | None = None
     # in the command menus (/start is Telegram's own entry point, not listed)
     in_menu: bool = True
 
-    def usage(self) -> str:
-        return f"/{self.name} {self.args}" if self.args else f"/{self.name}"
+    def usage(self, language: str | None = None) -> str:
+        args = self.args.in_(language) if self.args else ""
+        return f"/{self.name} {args}" if args else f"/{self.name}"
 
     def describe(self, language: str | None, *, administers: bool) -> str:
         words = self.admin_about if administers and self.admin_about else self.about
@@ -67,7 +68,7 @@ COMMANDS: tuple[Command, ...] = (
         "group",
         "anyone",
         Words("Ask me something", "向我提问"),
-        args="<question>",
+        args=Words("<question>", "<问题>"),
     ),
     Command(
         "stop",
@@ -97,7 +98,7 @@ COMMANDS: tuple[Command, ...] = (
         "group",
         "admins",
         Words("Keep unaddressed group messages as context", "记录群里未@我的消息作为上下文"),
-        args="on|off",
+        args=Words("on|off", "on|off"),
     ),
     Command("usage", "both", "anyone", Words("Your token usage", "你的 token 用量")),
 )
@@ -121,19 +122,19 @@ def help_lines(language: str | None, *, private: bool) -> tuple[list[str], list[
     for command in commands_for(private=private, administers=True):
         if not command.in_menu:
             continue
-        line = f"{command.usage()} - {command.describe(language, administers=True)}"
+        usage = command.usage(language)
+        line = f"{usage} - {command.describe(language, administers=True)}"
         if private:
             everyone.append(line)
             continue
         if command.who == "anyone":
-            everyone.append(f"{command.usage()} - {command.describe(language, administers=False)}")
+            everyone.append(f"{usage} - {command.describe(language, administers=False)}")
         if command.who == "admins" or command.admin_about is not None:
             admins.append(line)
     return everyone, admins
 
 
 _WHERE = {"private": "private chat", "group": "groups", "both": "anywhere"}
-_WHO = {"anyone": "anyone", "admins": "group admins; you in a private chat"}
 
 
 def readme_table() -> str:
@@ -145,8 +146,12 @@ def readme_table() -> str:
     for command in COMMANDS:
         what = command.about.en
         if command.admin_about is not None:
-            what = f"{what}; for admins and in private chats: {command.admin_about.en}"
+            more = command.admin_about.en
+            what = f"{what}; group admins and private chats: {more[:1].lower()}{more[1:]}"
+        who = "anyone"
+        if command.who == "admins":
+            who = "group admins" if command.scope == "group" else "group admins; private chats"
         usage = command.usage().replace("|", "\\|")
         what = what.replace("|", "\\|")
-        rows.append(f"| `{usage}` | {_WHERE[command.scope]} | {_WHO[command.who]} | {what} |")
+        rows.append(f"| `{usage}` | {_WHERE[command.scope]} | {who} | {what} |")
     return "\n".join(rows) + "\n"
