@@ -48,11 +48,11 @@ class GuardMiddleware(BaseMiddleware):
             # (a private message or a command always speaks to the bot).
             addressed = data.get(ADDRESSED, True)
             told = addressed and await first_delivery(data) and await access.should_tell(who, chat)
+            log.debug("access: refused user %s in chat %s (told: %s)", who, chat, told)
             if told:
                 lang = language(event)
                 denied = text("access_denied", lang, user_id=str(who), chat_id=str(chat))
                 await reply(event, delivery, denied)
-            log.debug("access: refused user %s in chat %s (told: %s)", who, chat, told)
             return None
 
         if get_flag(data, GLM) is None:
@@ -64,8 +64,6 @@ class GuardMiddleware(BaseMiddleware):
         # repeated delivery is counted in the rate windows all the same; it is rare).
         refusal = await quotas.admit(who, chat)
         if refusal is not None:
-            if refusal.notify and await first_delivery(data):
-                await reply(event, delivery, describe_refusal(refusal, language(event)))
             log.debug(
                 "limits: %s refused user %s in chat %s (told: %s)",
                 refusal.reason.value,
@@ -73,5 +71,7 @@ class GuardMiddleware(BaseMiddleware):
                 chat,
                 refusal.notify,
             )
+            if refusal.notify and await first_delivery(data):
+                await reply(event, delivery, describe_refusal(refusal, language(event)))
             return None
         return await handler(event, data)
