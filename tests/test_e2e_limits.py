@@ -82,6 +82,7 @@ async def test_allowlist_refuses_strangers_once_and_costs_nothing(
         for text in ("hello?", "anyone?", "/help"):
             h.tg.private_text(BOB, text)
         await h.tg.wait_for(lambda: refusals(guard_log, "access:") == 3, what="3 refusals")
+        await h.wait_for_messages(BOB, 1)  # logged as told, then sent
         (refusal,) = h.texts(BOB)
         assert "private bot" in refusal
         assert str(BOB) in refusal, "the stranger learns the id to give the owner"
@@ -91,6 +92,7 @@ async def test_allowlist_refuses_strangers_once_and_costs_nothing(
         h.tg.group_text(CLOSED_GROUP, BOB, **mention("who are you?"))
         h.tg.group_text(CLOSED_GROUP, BOB, **mention("hello??"))
         await h.tg.wait_for(lambda: refusals(guard_log, "access:") == 6, what="3 more")
+        await h.wait_for_messages(CLOSED_GROUP, 1)
         (refusal,) = h.texts(CLOSED_GROUP)
         assert "private bot" in refusal
 
