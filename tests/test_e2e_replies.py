@@ -97,7 +97,7 @@ async def test_group_texts_say_how_to_ask_here(redis_url: str, key_prefix: str) 
 
         h.tg.group_text(GROUP, ALICE, "/help", language_code="zh-hans")
         await h.wait_for_messages(GROUP, 4)
-        assert "/ask <question>" in h.last_text(GROUP)
+        assert "/ask <问题>" in h.last_text(GROUP)
         assert "回复我的消息" in h.last_text(GROUP)
         assert not h.glm.requests
 
