@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.types import Message
 
 from bot.messages import TextPart
-from bot.sanitize import clean_text, is_blank
 from bot.streaming import StreamDelivery
 from bot.turns.queue import TurnQueue
 from bot.turns.types import Turn
+from handlers.addressing import private_question
 from handlers.context import conversation_key, language, user_id
-from handlers.filters import inline
-from handlers.flags import GLM
 
 
 async def on_private_text(
     message: Message,
+    question: str,
     turns: TurnQueue,
     delivery: StreamDelivery,
 ) -> None:
-    question = clean_text(message.text or "").strip()
-    if is_blank(question) or question.startswith("/"):
+    if not question:
         return  # an unknown command, or nothing visible
     key = conversation_key(message)
     turn = Turn(
@@ -38,5 +36,6 @@ async def on_private_text(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.register(on_private_text, inline(F.text), flags={GLM: "private"})
+    # the filter decides what the question is (`handlers.addressing`)
+    router.message.register(on_private_text, private_question)
     return router

@@ -3,8 +3,8 @@ stay silent and, if the group listens, keep the message as context."""
 
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
-from aiogram.filters import Command, CommandObject
+from aiogram import Bot, Router
+from aiogram.filters import Command
 from aiogram.types import Message
 
 from bot.config import Settings
@@ -17,50 +17,48 @@ from bot.streaming import StreamDelivery
 from bot.texts import text
 from bot.turns.queue import TurnQueue
 from bot.turns.types import Turn
-from handlers.addressing import replies_to_bot, strip_mentions
-from handlers.context import conversation_key, language, speaker, user_id
-from handlers.filters import inline
-from handlers.flags import GLM
+from handlers.addressing import ask_question, group_question
+from handlers.context import conversation_key, language, reply, speaker, user_id
 
 
 async def on_ask(
     message: Message,
-    command: CommandObject,
-    bot: Bot,
+    question: str,
     turns: TurnQueue,
     delivery: StreamDelivery,
 ) -> None:
-    question = clean_text(command.args or "").strip()
-    if is_blank(question):
-        me = await bot.me()
-        await message.reply(text("empty_question", language(message), bot=me.username or ""))
+    if not question:
+        await reply(message, delivery, text("empty_ask", language(message)))
         return
     await _answer(message, question, turns, delivery)
 
 
 async def on_group_text(
     message: Message,
+    question: str,
+    addressed: bool,
     bot: Bot,
     turns: TurnQueue,
     delivery: StreamDelivery,
     store: HistoryStore,
     settings: Settings,
 ) -> None:
-    me = await bot.me()
-    question, mentioned = strip_mentions(message, me)
-    if mentioned or replies_to_bot(message, me):
-        if is_blank(question):
-            await message.reply(text("empty_question", language(message), bot=me.username or ""))
+    if addressed:
+        if not question:
+            me = await bot.me()
+            hint = text("empty_mention", language(message), bot=me.username or "")
+            await reply(message, delivery, hint)
             return
         await _answer(message, question, turns, delivery)
         return
-    if is_blank(question) or question.startswith("/"):
+    said = clean_text(message.text or "").strip()
+    if is_blank(said) or said.startswith("/"):
         return  # commands for other bots are not conversation
     listen = Preferences.parse(await store.get_preferences(message.chat.id)).listen
     if listen if listen is not None else settings.groups.listen:
         # kept as context, not answered
-        said = StoredMessage.of_text("user", f"{speaker(message)}: {question}")
-        await store.append(conversation_key(message), [said])
+        kept = StoredMessage.of_text("user", f"{speaker(message)}: {said}")
+        await store.append(conversation_key(message), [kept])
 
 
 async def _answer(
@@ -91,6 +89,7 @@ async def _answer(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.register(on_ask, Command("ask"), flags={GLM: "ask"})
-    router.message.register(on_group_text, inline(F.text), flags={GLM: "mention"})
+    # the filters decide what the question is (`handlers.addressing`)
+    router.message.register(on_ask, Command("ask"), ask_question)
+    router.message.register(on_group_text, group_question)
     return router

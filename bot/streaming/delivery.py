@@ -13,16 +13,21 @@ tolerates, and ``finish`` delivers the final text completely. Pieces:
 
 from __future__ import annotations
 
+import logging
 from typing import Literal, Protocol
 
 from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
 
+from bot.formatting import Rendered, plain_parts
 from bot.ratelimit import TelegramRateLimiter
-from bot.streaming.chain import STOP_CALLBACK, Target
+from bot.streaming.chain import STOP_CALLBACK, MessageChain, Stats, Target
 from bot.streaming.draft import DraftWriter
 from bot.streaming.outlet import Outlet
 from bot.streaming.writer import EditWriter
 from bot.turns.types import AnswerWriter as CoreAnswerWriter
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "STOP_CALLBACK",
@@ -80,3 +85,25 @@ class StreamDelivery:
         if is_private and self.private_method == "draft" and self.outlet.drafts_available:
             return DraftWriter(self.outlet, target)
         return EditWriter(self.outlet, target)
+
+    async def reply(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> bool:
+        """Send a short plain-text message (a command's reply, a refusal, a hint).
+
+        The same road as an answer's final message: the flood limiter, 429s waited out,
+        network errors retried, sent without the reply when the replied-to message is gone,
+        split where Telegram's length limit requires. False (logged) when it could not be
+        sent, e.g. the bot was removed from the chat.
+        """
+        chain = MessageChain(self.bot, self.limiter, Target(chat_id, thread_id, reply_to), Stats())
+        try:
+            return await chain.show([Rendered(part, []) for part in plain_parts(text)], final=True)
+        except TelegramAPIError as exc:
+            log.warning("could not send a reply in chat %s: %s", chat_id, exc)
+            return False

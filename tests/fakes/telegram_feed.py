@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.fakes.telegram_methods import BotApiMethods
+from tests.fakes.telegram_state import member_object
 
 _MESSAGE_KEYS = ("message", "edited_message", "channel_post", "edited_channel_post")
 
@@ -177,6 +178,26 @@ class UpdateFeeder(BotApiMethods):
         if edited:
             message.setdefault("edit_date", self.now_date())
         return self.push_update({"edited_message" if edited else "message": message})
+
+    def change_member(
+        self, chat_id: int, user_id: int, status: str, *, by: int | None = None
+    ) -> int:
+        """Change a member's status (as set_member does) and push the ``chat_member``
+        update Telegram sends to a bot that is an admin of the group; returns its id.
+
+        Delivered only to a bot whose allowed_updates name ``chat_member``, as Telegram does.
+        """
+        old = self.chat_member(chat_id, user_id)
+        self.set_member(chat_id, user_id, status)  # type: ignore[attr-defined]
+        actor = self._users.get(by) if by is not None else None
+        event = {
+            "chat": self.chat(chat_id).as_dict(),
+            "from": actor or self.user(user_id),
+            "date": self.now_date(),
+            "old_chat_member": old,
+            "new_chat_member": member_object(status, self.user(user_id)),
+        }
+        return self.push_update({"chat_member": event})
 
     def stop_generation(
         self, chat_id: int, draft_id: int, message_thread_id: int | None = None
