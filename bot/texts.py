@@ -19,6 +19,7 @@ _EN: Final[dict[str, str]] = {
         "/reset - forget this conversation (the persona stays)\n"
         "/stop - stop the answer being written\n"
         "/persona - show, set or reset the bot's persona here\n"
+        "/model - show or switch the model that answers here\n"
         "/ask <question> - ask in a group\n"
         "/listen on|off - record unaddressed group messages as context (group admins)\n"
         "/usage - your token usage"
@@ -109,6 +110,11 @@ _EN: Final[dict[str, str]] = {
     "usage_top_chats": "Top chats this month:",
     "usage_row": "{name}: {tokens} tokens, ≈ {cost} CNY",
     "usage_totals_private": "Bot totals are shown only in a private chat with me.",
+    "model_current": "Model here: {model}. Choose another:",
+    "model_set": "Done: {model} answers here from now on.",
+    "model_unknown": 'There is no chat model "{name}". Choose one of: {names}. Nothing changed.',
+    "model_admins_only": "Only this group's admins can change the model.",
+    "model_free": "free",
 }
 
 _ZH: Final[dict[str, str]] = {
@@ -122,6 +128,7 @@ _ZH: Final[dict[str, str]] = {
         "/reset - 清空本对话（保留人设）\n"
         "/stop - 停止正在生成的回答\n"
         "/persona - 查看、设置或重置本聊天的人设\n"
+        "/model - 查看或切换本聊天使用的模型\n"
         "/ask <问题> - 在群里提问\n"
         "/listen on|off - 记录群里未@我的消息作为上下文（群管理员）\n"
         "/usage - 你的 token 用量"
@@ -194,6 +201,11 @@ _ZH: Final[dict[str, str]] = {
     "usage_top_chats": "本月用量最多的聊天：",
     "usage_row": "{name}：{tokens} token，约 {cost} 元",
     "usage_totals_private": "机器人总用量只在与我的私聊中显示。",
+    "model_current": "本聊天的模型：{model}。选择其他模型：",
+    "model_set": "好的，从现在起本聊天由 {model} 回答。",
+    "model_unknown": "没有名为“{name}”的对话模型。可选：{names}。未做任何更改。",
+    "model_admins_only": "只有本群管理员可以更换模型。",
+    "model_free": "免费",
 }
 
 

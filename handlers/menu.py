@@ -20,12 +20,14 @@ _PRIVATE = [
     BotCommand(command="reset", description="Forget this conversation"),
     BotCommand(command="stop", description="Stop the current answer"),
     BotCommand(command="persona", description="Show or set my persona here"),
+    BotCommand(command="model", description="Show or switch the model here"),
     BotCommand(command="usage", description="Your token usage"),
 ]
 _GROUP = [
     BotCommand(command="ask", description="Ask me something"),
     BotCommand(command="stop", description="Stop your answer"),
     BotCommand(command="persona", description="Show my persona in this group"),
+    BotCommand(command="model", description="Show the model in this group"),
     BotCommand(command="help", description="What I can do"),
     BotCommand(command="usage", description="Your token usage"),
 ]

@@ -163,6 +163,10 @@ class RedisMeterStore:
             return self._scoped(scope, f"usage:{period}")
         if scope.kind == "model":
             return self._keys.bot_scoped(f"usage:{period}:m:{scope.ident}")
+        if scope.kind == "user_model":
+            # in the user's slot, so a charge still touches one slot per chat
+            user, _, model = scope.ident.partition(":")
+            return self._keys.chat_scoped(int(user), f"user:usage:{period}:m:{model}")
         return self._keys.bot_scoped(f"usage:{period}:total")
 
     def _board_key(self, board: Board, month: str) -> str:
