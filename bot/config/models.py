@@ -79,7 +79,7 @@ def _fatal(entries: Mapping[str, ModelEntry], default: str) -> str | None:
     if entry is None:
         return f"LLM__MODEL: {default!r} is not in the model catalog ([models.*] in settings.toml)"
     if entry.kind not in ("chat", "vision"):
-        return f"LLM__MODEL: {default!r} is a {entry.kind} model, not one that can chat"
+        return f"LLM__MODEL: {default!r} is not a chat model (kind {entry.kind!r})"
     for name, model in entries.items():
         if model.kind not in ("chat", "vision", "roleplay"):
             continue
