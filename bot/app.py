@@ -26,11 +26,12 @@ from bot.app_ops import (
 )
 from bot.cluster.leases import RedisLeases
 from bot.config import Settings
+from bot.config.models import catalog_from_settings
 from bot.dedup import UpdateDedup
 from bot.history import HistoryStore, create_history_store
 from bot.keys import Keys
 from bot.llm import GLMClient
-from bot.models import ModelCatalog, ModelSpec
+from bot.models import ModelCatalog
 from bot.observability.answer_log import log_answer
 from bot.observability.health import GLMHealth, Readiness
 from bot.observability.http import ObservabilityServer
@@ -64,6 +65,7 @@ class Services(TypedDict):
     delivery: StreamDelivery
     store: HistoryStore
     preferences: ChatPreferences
+    models: ModelCatalog
     personas: PersonaService
     admins: AdminChecker
     access: AccessPolicy
@@ -160,20 +162,15 @@ def create_delivery(settings: Settings, bot: Bot) -> StreamDelivery:
 
 
 def create_models(settings: Settings) -> ModelCatalog:
-    llm = settings.llm
-    model = ModelSpec(
-        llm.model,
-        context_window=llm.context_tokens,
-        max_tokens=llm.max_tokens,
-        temperature=llm.temperature,
-    )
-    return ModelCatalog([model], default=model.name)
+    """The model catalog of settings.toml; raises ConfigError for one that cannot work."""
+    return catalog_from_settings(settings)
 
 
 def create_turns(
     settings: Settings,
     store: HistoryStore,
     llm: GLMClient,
+    models: ModelCatalog,
     *,
     on_owner_alert: OwnerAlert | None = None,
     journal: TurnJournal | None = None,
@@ -187,7 +184,7 @@ def create_turns(
     answerer = Answerer(
         store=store,
         model=create_breaker(settings, metered(model, metrics)),
-        models=create_models(settings),
+        models=models,
         default_persona=settings.persona.default,
         on_owner_alert=on_owner_alert,
         on_answered=on_answered,
@@ -226,7 +223,9 @@ def create_access(settings: Settings, redis: Redis | None, bot_id: int) -> Acces
     )
 
 
-def create_quotas(settings: Settings, redis: Redis | None, bot_id: int) -> QuotaService:
+def create_quotas(
+    settings: Settings, redis: Redis | None, bot_id: int, models: ModelCatalog
+) -> QuotaService:
     limits = settings.limits
     return QuotaService(
         create_meter_store(redis, Keys(settings.redis.key_prefix, bot_id)),
@@ -236,8 +235,7 @@ def create_quotas(settings: Settings, redis: Redis | None, bot_id: int) -> Quota
             user_daily_tokens=limits.user_daily_tokens,
             chat_daily_tokens=limits.chat_daily_tokens,
         ),
-        model=settings.llm.model,
-        prices=settings.prices,
+        models=models,
         owners=settings.telegram.owners,
     )
 
@@ -291,13 +289,15 @@ def create_app(settings: Settings) -> App:
     metrics = create_metrics(bot, redis)
     leases = create_leases(settings, redis, bot.id, metrics)
     llm = create_llm(settings)
-    quotas = create_quotas(settings, redis, bot.id)
+    models = create_models(settings)
+    quotas = create_quotas(settings, redis, bot.id, models)
     journal = create_journal(settings, bot, redis)
     glm_health = GLMHealth()
     turns = create_turns(
         settings,
         store,
         llm,
+        models,
         on_owner_alert=create_owner_alert(settings, bot, redis),
         journal=journal,
         on_answered=answered_hooks(quotas.on_answered, metrics.on_answered, log_answer),
@@ -315,6 +315,7 @@ def create_app(settings: Settings) -> App:
             delivery=delivery,
             store=store,
             preferences=ChatPreferences(store),
+            models=models,
             personas=create_personas(settings, store),
             admins=create_admins(settings, bot, redis),
             access=create_access(settings, redis, bot.id),

@@ -159,6 +159,10 @@ class RedisMeterStore:
     def usage_key(self, scope: Scope, period: str) -> str:
         if scope.kind in ("user", "chat"):
             return self._scoped(scope, f"usage:{period}")
+        if scope.kind == "user_model":
+            # in the user's slot, so a charge still touches one slot per chat
+            user, _, model = scope.ident.partition(":")
+            return self._keys.quota(int(user), f"usage:{period}:m:{model}", user=True)
         return self._keys.usage(period, str(scope.ident) if scope.kind == "model" else None)
 
     def _board_key(self, board: Board, month: str) -> str:

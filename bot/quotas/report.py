@@ -86,6 +86,9 @@ def render_user_report(report: UsageReport, language: str | None) -> str:
         report.resets_in,
         language,
     )
+    if report.by_model:
+        lines.append(text("usage_models", language))
+        lines += [_row(name, totals, language) for name, totals in report.by_model]
     if report.chat_today is not None and report.chat_month is not None:
         lines.append("")
         lines += _section(
