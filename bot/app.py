@@ -11,9 +11,10 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from redis.asyncio import Redis
 
-from bot.access import AccessPolicy
-from bot.admins import AdminChecker
-from bot.app_ops import (
+from bot.cluster.leases import RedisLeases
+from bot.config import Settings
+from bot.config.models import catalog_from_settings
+from bot.factory.operations import (
     answered_hooks,
     create_leases,
     create_metrics,
@@ -24,12 +25,12 @@ from bot.app_ops import (
     observe_dispatcher,
     run_with_dispatcher,
 )
-from bot.cluster.leases import RedisLeases
-from bot.config import Settings
-from bot.config.models import catalog_from_settings
-from bot.dedup import UpdateDedup
+from bot.factory.reliability import create_breaker, create_dedup, create_journal, create_owner_alert
+from bot.guards.access import AccessPolicy
+from bot.guards.admins import AdminChecker
+from bot.guards.dedup import UpdateDedup
+from bot.guards.quotas import Limits, QuotaService, create_meter_store
 from bot.history import HistoryStore, create_history_store
-from bot.keys import Keys
 from bot.llm import GLMClient
 from bot.models import ModelCatalog
 from bot.observability.answer_log import log_answer
@@ -38,11 +39,10 @@ from bot.observability.http import ObservabilityServer
 from bot.observability.metrics import Metrics
 from bot.personas import PersonaService
 from bot.preferences import ChatPreferences
-from bot.quotas import Limits, QuotaService, create_meter_store
-from bot.ratelimit import TelegramRateLimiter
-from bot.resilience import create_breaker, create_dedup, create_journal, create_owner_alert
 from bot.stopping import Stopper
+from bot.storage.keys import Keys
 from bot.streaming import StreamDelivery
+from bot.streaming.ratelimit import TelegramRateLimiter
 from bot.turns.answer import Answerer
 from bot.turns.journal import TurnJournal
 from bot.turns.queue import ConversationLeases, TurnQueue

@@ -12,7 +12,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.admins import AdminChecker
+from bot.guards.admins import AdminChecker
 from bot.models import ModelCatalog, ModelSpec
 from bot.preferences import ChatPreferences
 from bot.texts import text

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot.keys import ConversationKey
-from bot.quotas import QuotaService
+from bot.guards.quotas import QuotaService
+from bot.storage.keys import ConversationKey
 from tests.fakes.glm import Reply
 from tests.harness import BotHarness, running_bot
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.tokens import message_tokens
+from bot.prompt.tokens import message_tokens
 from tests.fakes.glm import Reply
 from tests.fakes.telegram_state import SentMessage
 from tests.harness import BotHarness, running_bot

@@ -12,11 +12,7 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as aioredis
 
-from bot.keys import ConversationKey, Keys
-from bot.llm import Usage
-from bot.messages import TextPart
-from bot.models import ModelCatalog, ModelSpec, Prices
-from bot.quotas import (
+from bot.guards.quotas import (
     Charge,
     Limits,
     MemoryMeterStore,
@@ -29,7 +25,11 @@ from bot.quotas import (
     month_of,
     seconds_to_midnight,
 )
-from bot.quotas.report import format_wait
+from bot.guards.quotas.report import format_wait
+from bot.llm import Usage
+from bot.messages import TextPart
+from bot.models import ModelCatalog, ModelSpec, Prices
+from bot.storage.keys import ConversationKey, Keys
 from bot.turns.types import AnswerResult, Outcome, Turn
 from tests.conftest import RedisProcess
 
@@ -306,7 +306,7 @@ async def test_redis_down_fails_open_and_loses_only_accounting(
         )
         assert await quotas.admit(ALICE, ALICE) is None
         own_redis.stop()
-        with caplog.at_level(logging.WARNING, logger="bot.quotas"):
+        with caplog.at_level(logging.WARNING, logger="bot.guards.quotas"):
             assert await quotas.admit(ALICE, ALICE) is None, "limits fail open"
             await quotas.charge(ALICE, ALICE, 10, 10)  # logged, not raised
         assert any("not recorded" in r.getMessage() for r in caplog.records)
@@ -363,7 +363,7 @@ async def test_an_answer_is_charged_to_the_model_that_answered(store: MeterStore
 
 
 def test_scopes_of_a_charge() -> None:
-    from bot.quotas import Charge
+    from bot.guards.quotas import Charge
 
     charge = Charge(ALICE, GROUP, "glm-4", 1, 2, 3)
     assert Scope.of_charge(charge) == [

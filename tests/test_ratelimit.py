@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from bot.ratelimit import TelegramRateLimiter
+from bot.streaming.ratelimit import TelegramRateLimiter
 
 GROUP = -100123
 

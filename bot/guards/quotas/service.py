@@ -8,8 +8,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.models import ModelCatalog
-from bot.quotas.base import (
+from bot.guards.quotas.base import (
     Charge,
     Clock,
     Limits,
@@ -22,7 +21,8 @@ from bot.quotas.base import (
     month_of,
     seconds_to_midnight,
 )
-from bot.tokens import message_tokens
+from bot.models import ModelCatalog
+from bot.prompt.tokens import message_tokens
 from bot.turns.types import AnswerResult, Turn
 
 __all__ = ["BotReport", "QuotaService", "UsageReport"]

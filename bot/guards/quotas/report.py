@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from bot.quotas.base import Refusal, Totals
-from bot.quotas.service import BotReport, UsageReport
+from bot.guards.quotas.base import Refusal, Totals
+from bot.guards.quotas.service import BotReport, UsageReport
 from bot.texts import count, text
 
 __all__ = ["describe_refusal", "format_wait", "render_bot_report", "render_user_report"]

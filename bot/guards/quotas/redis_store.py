@@ -37,8 +37,7 @@ from redis.crc import key_slot
 from redis.exceptions import RedisError
 from redis.typing import EncodableT
 
-from bot.keys import Keys
-from bot.quotas.base import (
+from bot.guards.quotas.base import (
     DAY_TTL,
     MONTH_TTL,
     NOTICE_INTERVAL,
@@ -54,7 +53,8 @@ from bot.quotas.base import (
     month_of,
     seconds_to_midnight,
 )
-from bot.redis_batch import ScriptCall, send_together
+from bot.storage.keys import Keys
+from bot.storage.redis_batch import ScriptCall, send_together
 
 __all__ = ["RedisMeterStore"]
 
