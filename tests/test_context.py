@@ -301,7 +301,9 @@ def test_truncate_to_tokens_is_the_longest_fitting_prefix(text: str, limit: int)
 def test_images_go_as_parts_and_one_without_data_is_left_out() -> None:
     photo = ImagePart("file-1", "image/png")
     gone = ImagePart("file-2")
-    user = Message("user", (TextPart("what is this?"), photo, gone), message_tokens("what is this?"))
+    user = Message(
+        "user", (TextPart("what is this?"), photo, gone), message_tokens("what is this?")
+    )
     history = [Message("user", (TextPart("look"), gone), 10), msg("assistant", "a cat")]
     prompt = build_prompt(
         persona=None,

@@ -478,7 +478,7 @@ async def test_a_version_1_entry_still_loads(
 ) -> None:
     list_key = Keys(key_prefix, BOT_ID).messages(CHAT)
     # written by the version before parts: `<tokens>\t<u|a>\t<text>`, tabs in the text
-    await redis_client.rpush(list_key, "7\tu\tan old\tquestion", "5\ta\t[\"not json\"]")
+    await redis_client.rpush(list_key, "7\tu\tan old\tquestion", '5\ta\t["not json"]')
     new = [Message("user", (TextPart("new"), ImagePart("f")), 9), msg("assistant", "ok", 3)]
     await redis_store.append(CHAT, new)
     assert await load_all(redis_store, CHAT) == [
