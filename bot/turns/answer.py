@@ -129,6 +129,15 @@ class Answerer:
         await self._answered(turn, result)
         return result
 
+    async def skip(self, turn: Turn, writer: AnswerWriter) -> AnswerResult:
+        """A turn /stop dropped before its answer began: its user is told, and the
+        after-answer hook counts it."""
+        result = AnswerResult(Outcome.SKIPPED, finished_at=time.monotonic())
+        note = ENDINGS[Outcome.SKIPPED].note
+        await writer.finish("", footer=text(note, turn.language) if note else None)
+        await self._answered(turn, result)
+        return result
+
     # -- the steps -----------------------------------------------------------------------
 
     async def _load(self, turn: Turn, question: Message, *, shrink: int) -> ConversationContext:
@@ -224,8 +233,10 @@ class Answerer:
             if not run.stopped:
                 await writer.begin()
             await run.stream
-        except asyncio.CancelledError:
-            run.stream.cancel()  # cut off before the await above passed it on
+        except BaseException:
+            # cut off before the await above passed it on, or the writer failed: the
+            # stream must not go on (and call the model) for an answer that has ended
+            run.stream.cancel()
             raise
         finally:
             run.stream = None

@@ -176,7 +176,8 @@ class TurnQueue:
                 await queued.writer.aclose()
             # cut off by shutdown, the turn stays in the journal for the restart to report
             if ended and self._journal is not None:
-                await self._journal.end(await queued.ticket)
+                # shielded: cancelling this worker must not cancel the future `submit` sets
+                await self._journal.end(await asyncio.shield(queued.ticket))
 
     async def _answer(self, key: ConversationKey, queued: _Queued, run: AnswerRun) -> None:
         if queued.dropped:
@@ -189,7 +190,7 @@ class TurnQueue:
             await self._answerer.answer(queued.turn, queued.writer, run)
 
     async def _tell_dropped(self, queued: _Queued) -> None:
-        await queued.writer.finish("", footer=text("dropped_by_stop", queued.turn.language))
+        await self._answerer.skip(queued.turn, queued.writer)
 
     async def _failed(self, queued: _Queued, exc: Exception) -> None:
         turn = queued.turn
