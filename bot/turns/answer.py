@@ -49,6 +49,9 @@ class AnswerRun:
     """The answer being written in one conversation, as far as /stop needs to reach it."""
 
     asker: int
+    # it holds the conversation (with replicas, its lease): until then it only waits, and
+    # the answer being written (whose asker /stop checks) is another replica's
+    holding: bool = False
     stopped: bool = False
     # the outcome is decided: a /stop now would change nothing
     settled: bool = False

@@ -119,7 +119,8 @@ class TurnQueue:
     def asker(self, key: ConversationKey) -> int | None:
         """Who asked the answer being written in `key`, if one is."""
         line = self._lines.get(key)
-        return line.running.asker if line is not None and line.running is not None else None
+        run = line.running if line is not None else None
+        return run.asker if run is not None and run.holding else None
 
     def is_answering(self, key: ConversationKey) -> bool:
         return self.asker(key) is not None
@@ -132,7 +133,7 @@ class TurnQueue:
     @property
     def in_flight(self) -> int:
         """Answers being written."""
-        return sum(1 for line in self._lines.values() if line.running is not None)
+        return sum(1 for line in self._lines.values() if line.running and line.running.holding)
 
     async def drain(self, timeout: float) -> int:
         """Wait for the queued and running turns, those queued meanwhile too; returns how
@@ -152,7 +153,8 @@ class TurnQueue:
         try:
             while line.waiting:
                 queued = line.waiting.popleft()
-                line.running = AnswerRun(asker=queued.turn.user_id)
+                # a turn /stop dropped is only told so: nothing left in it to stop
+                line.running = AnswerRun(asker=queued.turn.user_id, stopped=queued.dropped)
                 try:
                     await self._run(key, queued, line.running)
                 finally:
@@ -187,6 +189,7 @@ class TurnQueue:
             if run.stopped:  # stopped while another replica held the conversation
                 await self._tell_dropped(queued)
                 return
+            run.holding = True
             await self._answerer.answer(queued.turn, queued.writer, run)
 
     async def _tell_dropped(self, queued: _Queued) -> None:
