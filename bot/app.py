@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import TypedDict
 
 from aiogram import Bot, Dispatcher
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from redis.asyncio import Redis
 
@@ -42,6 +41,7 @@ from bot.ratelimit import TelegramRateLimiter
 from bot.resilience import create_breaker, create_dedup, create_journal, create_owner_alert
 from bot.stopping import Stopper
 from bot.streaming import StreamDelivery
+from bot.telegram_session import UpdateCheckingSession
 from bot.turns.answer import Answerer
 from bot.turns.journal import TurnJournal
 from bot.turns.queue import ConversationLeases, TurnQueue
@@ -102,7 +102,8 @@ def create_bot(settings: Settings) -> Bot:
         if settings.telegram_api_base
         else PRODUCTION
     )
-    session = AiohttpSession(
+    # reads a getUpdates batch update by update when aiogram cannot read it whole
+    session = UpdateCheckingSession(
         api=api,
         limit=settings.telegram.connection_limit,
         timeout=settings.telegram.request_timeout,
