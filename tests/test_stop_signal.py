@@ -1,6 +1,7 @@
 """/stop across replicas on a real Redis: two in-process replicas, each with its own Redis
 client, leases, turn queue (streaming from the fake GLM over HTTP) and stop signal, as
-`bot.factory.operations.create_stopper` wires them. History is one Redis store both replicas share."""
+`bot.factory.operations.create_stopper` wires them. History is one Redis store both
+replicas share."""
 
 from __future__ import annotations
 
