@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     _warn_unknown_settings()
     try:
         app = create_app(settings)
-    except ValueError as exc:  # e.g. a Redis URL redis-py refuses
+    except (ConfigError, ValueError) as exc:  # a catalog that cannot work, a bad Redis URL
         return _configuration_error(exc)
     tune_garbage_collector()
     try:
