@@ -21,8 +21,9 @@ from bot.app import App, create_app, run_polling
 from bot.config import ConfigError, Settings, load_settings, with_mode
 from bot.config.environment import unknown_settings
 from bot.gc_tuning import tune_garbage_collector
-from bot.observability.logs import resolve_log_level, secret_parts, setup_logging
+from bot.observability.logs import resolve_log_level, setup_logging
 from bot.observability.logs_json import resolve_log_format
+from bot.observability.redaction import secret_parts
 from bot.storage.redis_client import describe_redis
 from bot.webhook.server import check_webhook_settings, run_webhook, webhook_secret
 
