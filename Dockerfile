@@ -19,5 +19,5 @@ WORKDIR /home/glmbot
 # settings.toml is mounted read-only by docker compose; this copy is the fallback.
 COPY --chown=glmbot settings.toml ./settings.toml
 ENV PYTHONUNBUFFERED=1 BOT_SETTINGS=/home/glmbot/settings.toml
-EXPOSE 8080 9090
+EXPOSE 8080 9464
 ENTRYPOINT ["python", "-m", "bot"]

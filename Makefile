@@ -1,8 +1,11 @@
-# Two commands on a fresh machine: `make run` (with TELEGRAM_BOT_TOKEN and ZHIPU_API_KEY set)
-# and `make test`. Both create .venv and install the project on first use.
+# Two commands on a fresh machine: `make run` (with TELEGRAM_BOT_TOKEN and ZHIPU_API_KEY set,
+# in the shell or in .env) and `make test`. Both create .venv and install the project on
+# first use.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Secrets for `make run` (and docker compose); ignored by git and by docker builds.
+ENV_FILE ?= .env
 
 .PHONY: run test test-unit test-e2e test-deploy lint bench lock
 
@@ -12,8 +15,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e . --group dev
 	touch $(STAMP)
 
+# Reads $(ENV_FILE) when it exists; a variable set in the shell wins over the file.
 run: $(STAMP)
-	$(PY) -m bot
+	$(PY) -m bot $(if $(wildcard $(ENV_FILE)),--env-file $(ENV_FILE))
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -15,9 +15,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from bot.keys import Keys
+from bot.once import OncePerInterval
 
 log = logging.getLogger(__name__)
 
@@ -45,23 +45,21 @@ class OwnerAlerts:
     ) -> None:
         self._send = send
         self._owners = list(dict.fromkeys(owners))
-        self._redis = redis
         self._keys = keys
-        self._interval = interval
-        self._clock = clock
-        # cause -> when this process may send it again (also the fallback when Redis fails)
-        self._local: dict[str, float] = {}
+        # better one alert per replica than none during a Redis outage
+        self._once = OncePerInterval(redis, interval=interval, clock=clock)
 
     async def alert(self, cause: str, message: str) -> bool:
         """Send ``message`` to every owner unless ``cause`` was sent within the interval.
 
-        Returns whether it was sent to at least one owner. Never raises.
+        Returns whether the owners have been told: now (to at least one of them), or
+        within the interval. Never raises.
         """
         if not self._owners:
             log.warning("owner alert (%s) not sent: no owners are configured", cause)
             return False
         if not await self._claim(cause):
-            return False
+            return True  # sent within the interval
         sent = await asyncio.gather(
             *(self._send_one(cause, owner, message) for owner in self._owners)
         )
@@ -83,32 +81,10 @@ class OwnerAlerts:
         return True
 
     async def _claim(self, cause: str) -> bool:
-        now = self._clock()
-        if self._local.get(cause, 0.0) > now:
-            return False
-        self._local[cause] = now + self._interval
-        if self._redis is None:
-            return True
-        try:
-            claimed = await self._redis.set(
-                self._key(cause), "1", nx=True, ex=max(1, round(self._interval))
-            )
-        except RedisError as exc:
-            # Better one alert per replica than none during a Redis outage.
-            log.warning(
-                "owner alert (%s): Redis unavailable (%s), deduplicating locally", cause, exc
-            )
-            return True
-        return bool(claimed)
+        return await self._once.first(self._key(cause))
 
     async def _release(self, cause: str) -> None:
-        self._local.pop(cause, None)
-        if self._redis is None:
-            return
-        try:
-            await self._redis.delete(self._key(cause))
-        except RedisError as exc:
-            log.warning("owner alert (%s): could not release the claim: %s", cause, exc)
+        await self._once.forget(self._key(cause))
 
     def _key(self, cause: str) -> str:
-        return self._keys.bot_scoped(f"alert:{cause}")
+        return self._keys.alert(cause)

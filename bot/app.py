@@ -24,25 +24,28 @@ from bot.app_ops import (
     observe_dispatcher,
     run_with_dispatcher,
 )
+from bot.cluster.leases import RedisLeases
 from bot.config import Settings
-from bot.conversation import AnsweredHook, ConversationService, OwnerAlert
 from bot.dedup import UpdateDedup
 from bot.history import HistoryStore, create_history_store
 from bot.keys import Keys
-from bot.leases import RedisLeases
-from bot.llm import GLMClient, GLMOptions
-from bot.locks import TurnLocks
+from bot.llm import GLMClient
+from bot.models import ModelCatalog, ModelSpec
 from bot.observability.answer_log import log_answer
-from bot.observability.health import Readiness
+from bot.observability.health import GLMHealth, Readiness
 from bot.observability.http import ObservabilityServer
 from bot.observability.metrics import Metrics
-from bot.pending import TurnJournal
 from bot.personas import PersonaService
+from bot.preferences import ChatPreferences
 from bot.quotas import Limits, QuotaService, create_meter_store
 from bot.ratelimit import TelegramRateLimiter
 from bot.resilience import create_breaker, create_dedup, create_journal, create_owner_alert
 from bot.stopping import Stopper
 from bot.streaming import StreamDelivery
+from bot.turns.answer import Answerer
+from bot.turns.journal import TurnJournal
+from bot.turns.queue import ConversationLeases, TurnQueue
+from bot.turns.types import AnsweredHook, ChatModel, OwnerAlert
 from handlers import get_routers
 from handlers.dedup import install_dedup
 from handlers.menu import register_commands
@@ -57,9 +60,10 @@ class Services(TypedDict):
     """What handlers receive by name through the dispatcher's workflow data."""
 
     settings: Settings
-    conversation: ConversationService
+    turns: TurnQueue
     delivery: StreamDelivery
     store: HistoryStore
+    preferences: ChatPreferences
     personas: PersonaService
     admins: AdminChecker
     access: AccessPolicy
@@ -75,7 +79,7 @@ class App:
     store: HistoryStore
     redis: Redis | None
     llm: GLMClient
-    conversation: ConversationService
+    turns: TurnQueue
     delivery: StreamDelivery
     metrics: Metrics = field(default_factory=Metrics)
     readiness: Readiness = field(default_factory=lambda: Readiness({}))
@@ -155,7 +159,18 @@ def create_delivery(settings: Settings, bot: Bot) -> StreamDelivery:
     )
 
 
-def create_conversation(
+def create_models(settings: Settings) -> ModelCatalog:
+    llm = settings.llm
+    model = ModelSpec(
+        llm.model,
+        context_window=llm.context_tokens,
+        max_tokens=llm.max_tokens,
+        temperature=llm.temperature,
+    )
+    return ModelCatalog([model], default=model.name)
+
+
+def create_turns(
     settings: Settings,
     store: HistoryStore,
     llm: GLMClient,
@@ -163,23 +178,24 @@ def create_conversation(
     on_owner_alert: OwnerAlert | None = None,
     journal: TurnJournal | None = None,
     on_answered: AnsweredHook | None = None,
-    locks: TurnLocks | None = None,
+    leases: ConversationLeases | None = None,
     metrics: Metrics | None = None,
-) -> ConversationService:
-    return ConversationService(
+    glm_health: GLMHealth | None = None,
+) -> TurnQueue:
+    # innermost, the readiness watch: the breaker's own refusals are not GLM's answers
+    model: ChatModel = llm if glm_health is None else glm_health.watch(llm)
+    answerer = Answerer(
         store=store,
-        model=create_breaker(settings, metered(llm, metrics)),
-        options=GLMOptions(
-            model=settings.llm.model,
-            max_tokens=settings.llm.max_tokens,
-            temperature=settings.llm.temperature,
-        ),
-        context_tokens=settings.llm.context_tokens,
+        model=create_breaker(settings, metered(model, metrics)),
+        models=create_models(settings),
         default_persona=settings.persona.default,
         on_owner_alert=on_owner_alert,
-        journal=journal,
         on_answered=on_answered,
-        locks=locks,
+    )
+    return TurnQueue(
+        answerer,
+        journal=journal,
+        leases=leases,
         on_failed=metrics.answer_failed if metrics is not None else None,
     )
 
@@ -249,12 +265,12 @@ def create_dispatcher(
         install_dedup(dispatcher, dedup)
 
     async def drain_answers() -> None:
-        running = services["conversation"].in_flight
+        running = services["turns"].in_flight
         if running:
             log.info(
                 "shutting down: waiting up to %.0fs for %d answers", SHUTDOWN_DRAIN_SECONDS, running
             )
-        left = await services["conversation"].drain(SHUTDOWN_DRAIN_SECONDS)
+        left = await services["turns"].drain(SHUTDOWN_DRAIN_SECONDS)
         if left:
             log.warning("shutting down: %d answers did not finish in time", left)
         elif running:
@@ -277,25 +293,28 @@ def create_app(settings: Settings) -> App:
     llm = create_llm(settings)
     quotas = create_quotas(settings, redis, bot.id)
     journal = create_journal(settings, bot, redis)
-    conversation = create_conversation(
+    glm_health = GLMHealth()
+    turns = create_turns(
         settings,
         store,
         llm,
         on_owner_alert=create_owner_alert(settings, bot, redis),
         journal=journal,
         on_answered=answered_hooks(quotas.on_answered, metrics.on_answered, log_answer),
-        locks=leases,
+        leases=leases,
         metrics=metrics,
+        glm_health=glm_health,
     )
     delivery = create_delivery(settings, bot)
-    stopper, stop_signal = create_stopper(settings, conversation, redis, bot.id, leases, metrics)
+    stopper, stop_signal = create_stopper(settings, turns, redis, bot.id, leases, metrics)
     replicas = create_replica_registry(settings, redis, bot.id, leases, delivery.limiter, metrics)
     dispatcher = create_dispatcher(
         Services(
             settings=settings,
-            conversation=conversation,
+            turns=turns,
             delivery=delivery,
             store=store,
+            preferences=ChatPreferences(store),
             personas=create_personas(settings, store),
             admins=create_admins(settings, bot, redis),
             access=create_access(settings, redis, bot.id),
@@ -305,7 +324,7 @@ def create_app(settings: Settings) -> App:
         dedup=create_dedup(settings, redis, bot.id),
         journal=journal,
     )
-    observe_dispatcher(dispatcher, metrics, conversation)
+    observe_dispatcher(dispatcher, metrics, turns)
     run_with_dispatcher(dispatcher, stop_signal, replicas)
     return App(
         settings,
@@ -314,10 +333,10 @@ def create_app(settings: Settings) -> App:
         store,
         redis,
         llm,
-        conversation,
+        turns,
         delivery,
         metrics=metrics,
-        readiness=create_readiness(settings, bot, store, redis),
+        readiness=create_readiness(settings, bot, store, redis, glm_health),
         leases=leases,
     )
 
@@ -337,14 +356,4 @@ async def run_polling(app: App) -> None:
     finally:
         await loop_lag.stop()
         await observability.stop()
-        await app.aclose()
-
-
-async def run_webhook(app: App) -> None:
-    """Serve Telegram's webhook until SIGINT/SIGTERM (see `bot.webhook`)."""
-    from bot.webhook import serve_webhook  # imports this module
-
-    try:
-        await serve_webhook(app)
-    finally:
         await app.aclose()

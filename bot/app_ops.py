@@ -4,27 +4,26 @@ hooks. `bot.app.create_app` calls them; kept apart so the composition stays read
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from aiogram import Bot, Dispatcher
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from bot.cluster.leases import RedisLeases
+from bot.cluster.replicas import ReplicaRegistry, bot_wide_share
+from bot.cluster.stop_signal import StopSignal
 from bot.config import Settings
 from bot.history import HistoryStore
 from bot.keys import Keys
-from bot.leases import RedisLeases
 from bot.observability.dispatcher_metrics import TelegramCallMetrics, UpdateMetrics
-from bot.observability.health import Check, Readiness
+from bot.observability.health import Check, GLMHealth, Readiness
 from bot.observability.metrics import MeteredModel, Metrics
 from bot.ratelimit import TelegramRateLimiter
 from bot.redis_client import on_redis_error
-from bot.replicas import ReplicaRegistry, bot_wide_share
-from bot.stop_signal import StopSignal
 from bot.stopping import Stoppable, Stopper
-
-if TYPE_CHECKING:
-    from bot.conversation import AnsweredHook, AnswerResult, ChatModel, ConversationService, Turn
+from bot.turns.queue import TurnQueue
+from bot.turns.types import AnsweredHook, AnswerResult, ChatModel, Turn
 
 __all__ = [
     "answered_hooks",
@@ -50,12 +49,10 @@ def create_metrics(bot: Bot, redis: Redis | None) -> Metrics:
     return metrics
 
 
-def observe_dispatcher(
-    dispatcher: Dispatcher, metrics: Metrics, conversation: ConversationService
-) -> None:
+def observe_dispatcher(dispatcher: Dispatcher, metrics: Metrics, turns: TurnQueue) -> None:
     """Count updates by type and outcome, and read answers in flight at each scrape."""
     dispatcher.update.outer_middleware(UpdateMetrics(metrics))
-    metrics.track_in_flight(lambda: conversation.in_flight)
+    metrics.track_in_flight(lambda: turns.in_flight)
 
 
 class Background(Protocol):
@@ -152,7 +149,11 @@ def create_replica_registry(
 
 
 def create_readiness(
-    settings: Settings, bot: Bot, store: HistoryStore, redis: Redis | None
+    settings: Settings,
+    bot: Bot,
+    store: HistoryStore,
+    redis: Redis | None,
+    glm: GLMHealth | None = None,
 ) -> Readiness:
     """/readyz: Redis answers PING (when configured) and the Bot API answers getMe."""
     checks: dict[str, Check] = {}
@@ -171,7 +172,7 @@ def create_readiness(
         return True
 
     checks["telegram"] = telegram_ready
-    return Readiness(checks, cache_seconds=settings.metrics.readiness_cache)
+    return Readiness(checks, glm=glm, cache_seconds=settings.metrics.readiness_cache)
 
 
 def answered_hooks(*hooks: AnsweredHook | None) -> AnsweredHook:

@@ -16,14 +16,16 @@ sharing it through Redis would cost a round trip per answer for little gain.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from typing import Any
 
 from bot.llm import ErrorKind, GLMError, GLMOptions, StreamEvent
+from bot.turns.types import ChatModel
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +43,6 @@ COUNTED_KINDS = frozenset(
         ErrorKind.RATE_LIMITED,
     }
 )
-
-
-class ChatModel(Protocol):
-    def stream(
-        self, messages: list[dict[str, str]], options: GLMOptions
-    ) -> AsyncIterator[StreamEvent]: ...
 
 
 class BreakerState(enum.Enum):
@@ -87,24 +83,19 @@ class CircuitBreakerModel:
         return self._state
 
     async def stream(
-        self, messages: list[dict[str, str]], options: GLMOptions
-    ) -> AsyncIterator[StreamEvent]:
+        self, messages: Sequence[Mapping[str, Any]], options: GLMOptions
+    ) -> AsyncGenerator[StreamEvent, None]:
         """The model's events; raises GLMError(UNAVAILABLE) at once while open."""
         trial = self._admit()
         # True: GLM answered; False: a counted failure; None: no verdict (stopped early)
         healthy: bool | None = None
         got_event = False
-        events = self._model.stream(messages, options)
         try:
-            try:
+            # closes the HTTP stream at once when the consumer leaves early
+            async with contextlib.aclosing(self._model.stream(messages, options)) as events:
                 async for event in events:
                     got_event = True
                     yield event
-            finally:
-                # closes the HTTP stream at once when the consumer leaves early
-                close = getattr(events, "aclose", None)
-                if close is not None:
-                    await close()
             healthy = True
         except GLMError as exc:
             healthy = exc.kind not in COUNTED_KINDS

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from bot.history import StoredMessage
+from bot.messages import ImagePart, Message, Part, TextPart
 from bot.tokens import (
     MAX_TOKENS_PER_CHAR,
     MESSAGE_OVERHEAD,
@@ -14,7 +15,13 @@ from bot.tokens import (
     message_tokens,
 )
 
-__all__ = ["MIN_PROMPT_BUDGET", "Prompt", "build_prompt", "truncate_to_tokens"]
+__all__ = [
+    "MIN_PROMPT_BUDGET",
+    "Prompt",
+    "build_prompt",
+    "request_message",
+    "truncate_to_tokens",
+]
 
 # The smallest budget that still fits a user message of at least one character.
 MIN_PROMPT_BUDGET = MESSAGE_OVERHEAD + MAX_TOKENS_PER_CHAR
@@ -29,7 +36,7 @@ class Prompt:
     """A request ready for GLM and what had to be cut to fit the budget."""
 
     # optional system first, then history, then the new user message last
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     estimated_tokens: int
     # the new message alone did not fit and was cut
     user_truncated: bool
@@ -60,13 +67,68 @@ def _fit(text: str, limit: int) -> tuple[str, int]:
     return cut, message_tokens(cut) if cut else 0
 
 
+def _request_part(part: Part, images: Mapping[str, str]) -> dict[str, Any] | None:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    data = images.get(part.ref)
+    return None if data is None else {"type": "image_url", "image_url": {"url": data}}
+
+
+def request_message(message: Message, images: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A message as GLM takes it: a string for text alone, else a list of parts.
+
+    `images` maps an image reference to its base64 data; an image without data (no
+    longer fetchable) is left out, and the turn goes on with the text.
+    """
+    if message.text_only:
+        return {"role": message.role, "content": message.text}
+    parts = [_request_part(part, images or {}) for part in message.parts]
+    return {"role": message.role, "content": [part for part in parts if part is not None]}
+
+
+def _with_text(message: Message, text: str, tokens: int) -> Message:
+    """`message` with its text replaced by `text` (its images kept)."""
+    images = tuple(part for part in message.parts if isinstance(part, ImagePart))
+    return Message(message.role, (TextPart(text), *images), tokens)
+
+
+def _fit_both(
+    persona: str, persona_cost: int, user: str, user_cost: int, budget: int
+) -> tuple[str, int, str, int]:
+    """Persona and new message within `budget`: the persona is cut only when it takes
+    more than half of it, the message only when it does not fit next to the persona."""
+    if persona_cost + user_cost > budget:
+        half = budget // 2
+        if persona_cost > half or budget - persona_cost < MIN_PROMPT_BUDGET:
+            # cut only what the user message needs, never below half the budget, and
+            # always leave room for at least one character of the user's text
+            limit = min(max(half, budget - user_cost), budget - MIN_PROMPT_BUDGET)
+            persona, persona_cost = _fit(persona, limit)
+        if persona_cost + user_cost > budget:
+            user, user_cost = _fit(user, budget - persona_cost)
+    return persona, persona_cost, user, user_cost
+
+
+def _history_start(history: Sequence[Message], room: int) -> int:
+    """Where the newest history that fits `room` starts."""
+    start = len(history)
+    while start > 0 and history[start - 1].tokens <= room:
+        start -= 1
+        room -= history[start].tokens
+    # GLM expects the conversation to open with a user turn after the system prompt
+    while start < len(history) and history[start].role == "assistant":
+        start += 1
+    return start
+
+
 def build_prompt(
     *,
     persona: str | None,
     persona_tokens: int,
-    history: Sequence[StoredMessage],
-    user: StoredMessage,
+    history: Sequence[Message],
+    user: Message,
     budget_tokens: int,
+    images: Mapping[str, str] | None = None,
 ) -> Prompt:
     """The messages for one turn within `budget_tokens` estimated tokens.
 
@@ -75,7 +137,7 @@ def build_prompt(
     persona is cut only when it takes more than half the budget next to it. History is
     added newest first while it fits, and a leading assistant message is dropped so the
     history starts with a user turn. Token counts are the given ones (`persona_tokens`,
-    `StoredMessage.tokens`), recomputed only for cut texts.
+    `Message.tokens`), recomputed only for cut texts.
 
     Raises ValueError if `budget_tokens` < MIN_PROMPT_BUDGET or `user` is not a user
     message.
@@ -87,37 +149,24 @@ def build_prompt(
 
     persona_text = persona or ""
     persona_cost = persona_tokens if persona_text else 0
-    user_text, user_cost = user.content, user.tokens
-
-    if persona_cost + user_cost > budget_tokens:
-        half = budget_tokens // 2
-        if persona_cost > half or budget_tokens - persona_cost < MIN_PROMPT_BUDGET:
-            # cut only what the user message needs, never below half the budget, and
-            # always leave room for at least one character of the user's text
-            limit = min(max(half, budget_tokens - user_cost), budget_tokens - MIN_PROMPT_BUDGET)
-            persona_text, persona_cost = _fit(persona_text, limit)
-        if persona_cost + user_cost > budget_tokens:
-            user_text, user_cost = _fit(user_text, budget_tokens - persona_cost)
-
-    room = budget_tokens - persona_cost - user_cost
-    start = len(history)
-    while start > 0 and history[start - 1].tokens <= room:
-        start -= 1
-        room -= history[start].tokens
-    # GLM expects the conversation to open with a user turn after the system prompt
-    while start < len(history) and history[start].role == "assistant":
-        start += 1
+    persona_text, persona_cost, user_text, user_cost = _fit_both(
+        persona_text, persona_cost, user.text, user.tokens, budget_tokens
+    )
+    start = _history_start(history, budget_tokens - persona_cost - user_cost)
     kept = history[start:]
 
-    messages: list[dict[str, str]] = []
+    messages: list[dict[str, Any]] = []
     if persona_text:
         messages.append({"role": "system", "content": persona_text})
-    messages.extend({"role": m.role, "content": m.content} for m in kept)
-    messages.append({"role": "user", "content": user_text})
+    messages.extend(request_message(m, images) for m in kept)
+    user_truncated = user_text != user.text
+    if user_truncated:
+        user = _with_text(user, user_text, user_cost)
+    messages.append(request_message(user, images))
     return Prompt(
         messages=messages,
         estimated_tokens=persona_cost + sum(m.tokens for m in kept) + user_cost,
-        user_truncated=user_text != user.content,
+        user_truncated=user_truncated,
         dropped_messages=start,
         persona_truncated=persona_text != (persona or ""),
     )

@@ -8,8 +8,10 @@ topic's persona and fall back to the group's in the same call. Examples::
     glmbot:b42:{c-100123}:t0:messages     history of the group (or of a private chat)
     glmbot:b42:{c-100123}:t7:messages     history of forum topic 7
     glmbot:b42:{c-100123}:t7:persona      persona of topic 7 (t0: the whole chat's)
-    glmbot:b42:{c-100123}:settings        per-chat settings hash (e.g. "listen")
-    glmbot:b42:dedup:<update id>          bot-wide keys (bot_scoped)
+    glmbot:b42:{c-100123}:settings        per-chat preferences hash (e.g. "listen")
+    glmbot:b42:update:<update id>         bot-wide keys
+
+Every key the bot writes has a named method here; no other module builds key strings.
 """
 
 from __future__ import annotations
@@ -85,5 +87,54 @@ class Keys:
         return self._thread_scoped(key, f"append:{token}")
 
     def chat_settings(self, chat_id: int) -> str:
-        """The per-chat settings hash (flags such as ``listen``)."""
+        """The per-chat preferences hash (``listen``, ``model``...)."""
         return self.chat_scoped(chat_id, "settings")
+
+    def admins(self, chat_id: int) -> str:
+        """The cached set of a group's administrators."""
+        return self.chat_scoped(chat_id, "admins")
+
+    def refusal(self, chat_id: int, user_id: int) -> str:
+        """Marks a stranger told why the bot stays silent (once per interval)."""
+        return self.chat_scoped(chat_id, f"refused:{user_id}")
+
+    def lease(self, key: ConversationKey) -> list[str]:
+        """A conversation's lease, its queue of tickets, their deadlines and its counter."""
+        lease = self._thread_scoped(key, "lease")
+        return [lease, f"{lease}:queue", f"{lease}:alive", f"{lease}:seq"]
+
+    def quota(self, chat_id: int, name: str, *, user: bool) -> str:
+        """A limit or usage counter of a user (in their private chat's slot) or a chat."""
+        return self.chat_scoped(chat_id, f"user:{name}" if user else name)
+
+    def usage(self, period: str, model: str | None = None) -> str:
+        """Bot-wide usage of a period, of one model or in total."""
+        return self.bot_scoped(f"usage:{period}:m:{model}" if model else f"usage:{period}:total")
+
+    def usage_board(self, month: str, board: str) -> str:
+        """The month's biggest users or chats."""
+        return self.bot_scoped(f"usage:{month}:top:{board}")
+
+    def update(self, update_id: int) -> str:
+        """Claims one Telegram update (dedup)."""
+        return self.bot_scoped(f"update:{update_id}")
+
+    def alert(self, cause: str) -> str:
+        """Marks an owner alert sent (once per interval)."""
+        return self.bot_scoped(f"alert:{cause}")
+
+    def pending(self) -> str:
+        """The journal of turns in progress."""
+        return self.bot_scoped("pending")
+
+    def instance(self, instance: str) -> str:
+        """A process's liveness mark."""
+        return self.bot_scoped(f"instance:{instance}")
+
+    def replicas(self) -> str:
+        """The live replicas, with their deadlines."""
+        return self.bot_scoped("replicas")
+
+    def stop_channel(self) -> str:
+        """The pub/sub channel of /stop requests across replicas."""
+        return self.bot_scoped("stop")

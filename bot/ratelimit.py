@@ -157,7 +157,7 @@ class TelegramRateLimiter:
         return True
 
     def set_global_rate(self, rate: float) -> None:
-        """Change the bot-wide budget (replicas share one, see `bot.replicas`); requests
+        """Change the bot-wide budget (replicas share one, see `bot.cluster.replicas`); requests
         already waiting are granted under the new budget."""
         if rate <= 0:
             raise ValueError("rates must be positive")

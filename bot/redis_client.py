@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, cast
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -31,6 +31,7 @@ __all__ = [
     "CountingRedisCluster",
     "SentinelRedis",
     "create_sentinel_or_cluster_client",
+    "describe_redis",
     "is_sentinel_url",
     "on_redis_error",
 ]
@@ -146,3 +147,26 @@ def _sentinel_client(url: str, *, max_connections: int, **options: Any) -> aiore
     )
     client.sentinel = sentinel
     return cast(aioredis.Redis, client)
+
+
+def describe_redis(url: str | None, mode: str) -> str:
+    """Which Redis `url` names, for the start-up log: hosts, ports and db, never the
+    password or user name."""
+    if url is None:
+        return "in memory (no REDIS_URL)"
+    parts = urlsplit(url)
+    query_db = parse_qs(parts.query).get("db", ["0"])[0]
+    path = [segment for segment in parts.path.split("/") if segment]
+    hosts = parts.netloc.rpartition("@")[2]
+    if mode == "sentinel" or is_sentinel_url(url):
+        master = path[0] if path else "?"
+        db = path[1] if len(path) > 1 else "0"
+        return f"sentinel {hosts}, master {master}, db {db}"
+    if parts.scheme == "unix":
+        return f"socket {parts.path}, db {query_db}"
+    host = (hosts or "localhost") + ("" if parts.port else ":6379")
+    db = path[0] if path else query_db
+    tls = ", TLS" if parts.scheme == "rediss" else ""
+    if mode == "cluster":
+        return f"cluster via {host}{tls}"
+    return f"{host}, db {db}{tls}"

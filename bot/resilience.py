@@ -12,14 +12,14 @@ from aiogram import Bot
 from redis.asyncio import Redis
 
 from bot.alerts import OwnerAlerts
-from bot.breaker import ChatModel, CircuitBreakerModel
+from bot.breaker import CircuitBreakerModel
 from bot.config import Settings
-from bot.conversation import OwnerAlert
 from bot.dedup import UpdateDedup
 from bot.keys import Keys
 from bot.llm import ErrorKind
-from bot.pending import PendingTurn, TurnJournal
 from bot.texts import text
+from bot.turns.journal import PendingTurn, TurnJournal
+from bot.turns.types import ChatModel, OwnerAlert
 
 __all__ = ["create_breaker", "create_dedup", "create_journal", "create_owner_alert"]
 
@@ -55,13 +55,14 @@ def create_owner_alert(settings: Settings, bot: Bot, redis: Redis | None) -> Own
         interval=settings.reliability.owner_alert_interval,
     )
 
-    async def on_owner_alert(kind: ErrorKind, description: str) -> None:
+    async def on_owner_alert(kind: ErrorKind, description: str) -> bool:
         key = _ALERT_TEXTS.get(kind)
-        if key is not None:
-            message = "\n\n".join(
-                text(key, language, detail=description) for language in _ALERT_LANGUAGES
-            )
-            await alerts.alert(kind.value, message)
+        if key is None:
+            return False
+        message = "\n\n".join(
+            text(key, language, detail=description) for language in _ALERT_LANGUAGES
+        )
+        return await alerts.alert(kind.value, message)
 
     return on_owner_alert
 

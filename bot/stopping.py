@@ -3,7 +3,7 @@
 An answer may be stopped by whoever asked for it or by someone who administers the chat
 (a group admin, the bot's owners; in a private chat, its user). This process's own
 answer is decided here at once. With replicas, the answer may run on another one: the
-request then goes there (`bot.stop_signal`), and that replica, which knows the asker,
+request then goes there (`bot.cluster.stop_signal`), and that replica, which knows the asker,
 decides with the same rule and says what it did.
 """
 
@@ -30,7 +30,7 @@ MayAdminister = Callable[[], Awaitable[bool]]
 
 
 class Stoppable(Protocol):
-    """What of `bot.conversation.ConversationService` stopping needs."""
+    """What of `bot.turns.queue.TurnQueue` stopping needs."""
 
     def asker(self, key: ConversationKey) -> int | None: ...
 
@@ -38,7 +38,7 @@ class Stoppable(Protocol):
 
 
 class RemoteStops(Protocol):
-    """Other replicas, as `bot.stop_signal.StopSignal` reaches them."""
+    """Other replicas, as `bot.cluster.stop_signal.StopSignal` reaches them."""
 
     async def ask(
         self, key: ConversationKey, *, by: int, may_administer: MayAdminister

@@ -13,19 +13,21 @@ _EN: Final[dict[str, str]] = {
         "Hi! I'm a GLM-4 assistant. Write me anything and I'll answer as I think.\n"
         "I remember our conversation until you /reset it."
     ),
-    "help": (
-        "Commands:\n"
-        "/help - this list\n"
-        "/reset - forget this conversation (the persona stays)\n"
-        "/stop - stop the answer being written\n"
-        "/persona - show, set or reset the bot's persona here\n"
-        "/ask <question> - ask in a group\n"
-        "/listen on|off - record unaddressed group messages as context (group admins)\n"
-        "/usage - your token usage"
+    "start_group": "Hi! I'm a GLM-4 assistant. This group shares one conversation with me.",
+    "help_commands": "Commands:",
+    "help_admins": "For group admins:",
+    "help_private_groups": (
+        "In a group, mention me (@{bot} your question), reply to one of my messages "
+        "or write /ask <question>."
+    ),
+    "help_group": (
+        "I answer when you mention me (@{bot} your question), reply to one of my messages "
+        "or write /ask <question>."
     ),
     "reset_done": "Done: this conversation is forgotten. The persona stays.",
     "unsupported": ("I can only read text messages for now. Please write your question as text."),
-    "empty_question": "Ask me something after the mention, e.g. @{bot} what is a monad?",
+    "empty_mention": "Ask me something after the mention, e.g. @{bot} what is a monad?",
+    "empty_ask": "Write your question after /ask, e.g. /ask what is a monad?",
     "storage_unavailable": (
         "⚠️ My memory store is temporarily unavailable. Please try again in a minute."
     ),
@@ -41,6 +43,14 @@ _EN: Final[dict[str, str]] = {
     ),
     "bad_request": "⚠️ Something went wrong on my side. Please try again.",
     "stopped": "⏹ Stopped",
+    "service_unavailable_quiet": "⚠️ The assistant is unavailable at the moment.",
+    "unexpected_error": "⚠️ Sorry, something went wrong on my side. Please try again.",
+    "dropped_by_stop": "⏹ Not answered: /stop cleared the questions waiting in line.",
+    "length_no_content": (
+        "⚠️ The model used its whole answer limit before writing an answer. Please ask again."
+    ),
+    "empty_answer": "⚠️ The model returned no answer. Please try again.",
+    "sources": "Sources",
     "cut_at_length": "⚠️ The answer reached its length limit and was cut here.",
     "question_truncated": "ℹ️ Your message was too long and was shortened to fit the model.",
     "nothing_to_stop": "Nothing is being written right now.",
@@ -54,8 +64,10 @@ _EN: Final[dict[str, str]] = {
     "persona_empty": "The persona text is empty. Nothing changed.",
     "persona_unknown_preset": "No such preset. See /persona list. Nothing changed.",
     "persona_presets": "Presets (use one with /persona use <name>):",
+    "persona_presets_group": "Presets (group admins pick one with /persona use <name>):",
     "persona_no_presets": "No presets are configured.",
     "persona_none": "No persona is set here. Set one with /persona <text>.",
+    "persona_none_group": "No persona is set here. Group admins can set one with /persona <text>.",
     "persona_default": "The default persona is in force here:",
     "persona_current": "Persona set by {who} on {when}",
     "listen_on": "I keep this group's messages as context, and answer only when addressed.",
@@ -100,14 +112,17 @@ _EN: Final[dict[str, str]] = {
     "usage_today": "Today: {summary}",
     "usage_month": "This month: {summary}",
     "usage_summary": (
-        "{tokens} tokens ({prompt} prompt + {completion} answer) in {requests} requests, "
-        "≈ {cost} CNY"
+        "{tokens} ({prompt} prompt + {completion} answer) in {requests}, ≈ {cost} CNY"
     ),
+    "tokens_one": "{n} token",
+    "tokens_other": "{n} tokens",
+    "requests_one": "{n} request",
+    "requests_other": "{n} requests",
     "usage_nothing": "nothing yet",
     "usage_quota": "Daily quota: {spent} of {limit} tokens used; it resets in {wait} (00:00 UTC).",
     "usage_models": "By model this month:",
     "usage_top_chats": "Top chats this month:",
-    "usage_row": "{name}: {tokens} tokens, ≈ {cost} CNY",
+    "usage_row": "{name}: {tokens}, ≈ {cost} CNY",
     "usage_totals_private": "Bot totals are shown only in a private chat with me.",
 }
 
@@ -116,19 +131,19 @@ _ZH: Final[dict[str, str]] = {
         "你好！我是 GLM-4 助手。发给我任何问题，我会边想边回答。\n"
         "在你使用 /reset 之前，我会记住我们的对话。"
     ),
-    "help": (
-        "命令：\n"
-        "/help - 命令列表\n"
-        "/reset - 清空本对话（保留人设）\n"
-        "/stop - 停止正在生成的回答\n"
-        "/persona - 查看、设置或重置本聊天的人设\n"
-        "/ask <问题> - 在群里提问\n"
-        "/listen on|off - 记录群里未@我的消息作为上下文（群管理员）\n"
-        "/usage - 你的 token 用量"
+    "start_group": "你好！我是 GLM-4 助手。本群的所有人与我共享一个对话。",
+    "help_commands": "命令：",
+    "help_admins": "群管理员可用：",
+    "help_private_groups": (
+        "在群里，@我并写下问题（@{bot} 你的问题）、回复我的消息，或使用 /ask <问题>。"
+    ),
+    "help_group": (
+        "@我并写下问题（@{bot} 你的问题）、回复我的消息，或使用 /ask <问题>，我就会回答。"
     ),
     "reset_done": "好的，本对话已清空，人设保留。",
     "unsupported": "目前我只能阅读文字消息，请用文字提问。",
-    "empty_question": "请在@我之后写下问题，例如：@{bot} 什么是单子？",
+    "empty_mention": "请在@我之后写下问题，例如：@{bot} 什么是单子？",
+    "empty_ask": "请在 /ask 之后写下问题，例如：/ask 什么是单子？",
     "storage_unavailable": "⚠️ 记忆存储暂时不可用，请稍后再试。",
     "history_not_saved": "⚠️ 这条回答未能保存到对话历史。",
     "busy_retry": "⚠️ GLM 当前繁忙，请稍后再试。",
@@ -140,6 +155,12 @@ _ZH: Final[dict[str, str]] = {
     "service_unavailable": "⚠️ 助手暂时不可用，已通知管理员。",
     "bad_request": "⚠️ 我这边出了点问题，请再试一次。",
     "stopped": "⏹ 已停止",
+    "service_unavailable_quiet": "⚠️ 助手暂时不可用。",
+    "unexpected_error": "⚠️ 抱歉，我这边出了点问题，请再试一次。",
+    "dropped_by_stop": "⏹ 未回答：/stop 已清除排队中的问题。",
+    "length_no_content": "⚠️ 模型在写出回答之前用完了回答长度上限，请重新提问。",
+    "empty_answer": "⚠️ 模型没有返回回答，请再试一次。",
+    "sources": "来源",
     "cut_at_length": "⚠️ 回答达到长度上限，在此截断。",
     "question_truncated": "ℹ️ 你的消息太长，已截短以适应模型。",
     "nothing_to_stop": "当前没有正在生成的回答。",
@@ -153,8 +174,10 @@ _ZH: Final[dict[str, str]] = {
     "persona_empty": "人设内容为空。未做任何更改。",
     "persona_unknown_preset": "没有这个预设，请查看 /persona list。未做任何更改。",
     "persona_presets": "预设（使用 /persona use <名称> 选择）：",
+    "persona_presets_group": "预设（群管理员可使用 /persona use <名称> 选择）：",
     "persona_no_presets": "没有配置预设。",
     "persona_none": "这里还没有设置人设。使用 /persona <文本> 设置。",
+    "persona_none_group": "这里还没有设置人设。群管理员可以使用 /persona <文本> 设置。",
     "persona_default": "当前使用默认人设：",
     "persona_current": "人设由 {who} 于 {when} 设置",
     "listen_on": "我会把本群消息记作上下文，但只在被@或回复时回答。",
@@ -185,14 +208,16 @@ _ZH: Final[dict[str, str]] = {
     "usage_bot": "🤖 整个机器人",
     "usage_today": "今天：{summary}",
     "usage_month": "本月：{summary}",
-    "usage_summary": (
-        "{tokens} token（提问 {prompt} + 回答 {completion}），{requests} 次请求，约 {cost} 元"
-    ),
+    "usage_summary": "{tokens}（提问 {prompt} + 回答 {completion}），{requests}，约 {cost} 元",
+    "tokens_one": "{n} token",
+    "tokens_other": "{n} token",
+    "requests_one": "{n} 次请求",
+    "requests_other": "{n} 次请求",
     "usage_nothing": "暂无",
     "usage_quota": "每日额度：已用 {spent} / {limit} token，{wait}后（UTC 00:00）重置。",
     "usage_models": "本月各模型：",
     "usage_top_chats": "本月用量最多的聊天：",
-    "usage_row": "{name}：{tokens} token，约 {cost} 元",
+    "usage_row": "{name}：{tokens}，约 {cost} 元",
     "usage_totals_private": "机器人总用量只在与我的私聊中显示。",
 }
 
@@ -202,3 +227,8 @@ def text(key: str, language: str | None = None, **values: str) -> str:
     table = _ZH if language and language.lower().startswith("zh") else _EN
     template = table.get(key, _EN[key])
     return template.format(**values) if values else template
+
+
+def count(noun: str, n: int, language: str | None = None) -> str:
+    """A number with its noun: "1 request", "2 requests" ("1 次请求": no plural in Chinese)."""
+    return text(f"{noun}_{'one' if n == 1 else 'other'}", language, n=f"{n:,}")

@@ -1,10 +1,24 @@
-"""Is a group message meant for the bot, and what is the question without the @mention?"""
+"""Is a message meant for the bot, and what is the question (without the @mention)?
+
+The filters at the end decide it for the GLM handlers and put the answer in handler data:
+``question`` (the text to send to GLM, "" when there is none) and, for group text,
+``addressed`` (whether the person spoke to the bot at all). The handler and the guard
+middleware (`handlers.guards`) both read what the filter decided.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from aiogram import Bot
+from aiogram.filters import CommandObject
 from aiogram.types import Message, User
 
-from bot.sanitize import clean_text
+from bot.sanitize import clean_text, is_blank
+
+# the handler data keys the filters set
+QUESTION = "question"
+ADDRESSED = "addressed"
 
 
 # Entity offsets count UTF-16 code units, not Python characters. "surrogatepass": a
@@ -50,3 +64,31 @@ def replies_to_bot(message: Message, me: User) -> bool:
     if reply.forum_topic_created is not None:
         return False
     return not (message.is_topic_message and reply.message_id == message.message_thread_id)
+
+
+def _question(text: str) -> str:
+    """The question, or "" when nothing visible is left."""
+    return "" if is_blank(text) else text
+
+
+async def private_question(message: Message) -> dict[str, Any] | bool:
+    """Private text: any text is a question, except an unknown /command."""
+    if message.text is None:
+        return False
+    question = clean_text(message.text).strip()
+    return {QUESTION: "" if question.startswith("/") else _question(question)}
+
+
+async def ask_question(message: Message, command: CommandObject) -> dict[str, Any]:
+    """/ask <question>, after aiogram's Command filter."""
+    return {QUESTION: _question(clean_text(command.args or "").strip())}
+
+
+async def group_question(message: Message, bot: Bot) -> dict[str, Any] | bool:
+    """Group text: a question when it mentions or replies to the bot."""
+    if message.text is None:
+        return False
+    me = await bot.me()
+    question, mentioned = strip_mentions(message, me)
+    addressed = mentioned or replies_to_bot(message, me)
+    return {ADDRESSED: addressed, QUESTION: _question(question) if addressed else ""}

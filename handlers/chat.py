@@ -2,42 +2,40 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.types import Message
 
-from bot.conversation import ConversationService, Turn
-from bot.dedup import UpdateClaim
-from bot.sanitize import clean_text, is_blank
+from bot.messages import TextPart
 from bot.streaming import StreamDelivery
+from bot.turns.queue import TurnQueue
+from bot.turns.types import Turn
+from handlers.addressing import private_question
 from handlers.context import conversation_key, language, user_id
-from handlers.filters import inline
-from handlers.flags import GLM
 
 
 async def on_private_text(
     message: Message,
-    conversation: ConversationService,
+    question: str,
+    turns: TurnQueue,
     delivery: StreamDelivery,
-    update_claim: UpdateClaim | None = None,
 ) -> None:
-    question = clean_text(message.text or "").strip()
-    if is_blank(question) or question.startswith("/"):
+    if not question:
         return  # an unknown command, or nothing visible
     key = conversation_key(message)
     turn = Turn(
         key=key,
-        text=question,
+        parts=(TextPart(question),),
         user_id=user_id(message),
         language=language(message),
-        claim=update_claim,
     )
     writer = delivery.writer(chat_id=key.chat_id, is_private=True, thread_id=key.thread_id)
     # returns as soon as the answer is under way: the update and aiogram's handling
     # of it are not kept alive for as long as the answer streams
-    await conversation.start(turn, writer)
+    await turns.submit(turn, writer)
 
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.register(on_private_text, inline(F.text), flags={GLM: "private"})
+    # the filter decides what the question is (`handlers.addressing`)
+    router.message.register(on_private_text, private_question)
     return router

@@ -2,50 +2,76 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import CallbackQuery, Message, MessageGenerationStopped
 
 from bot.admins import AdminChecker
-from bot.conversation import ConversationService
+from bot.history import HistoryStore
 from bot.keys import ConversationKey
 from bot.stopping import StopOutcome, Stopper, anyone
+from bot.streaming import StreamDelivery
 from bot.texts import text
 from handlers.context import (
     conversation_key,
     is_private,
     language,
+    reply,
     sender_administers,
     user_id,
 )
 from handlers.filters import inline
+from handlers.registry import help_lines
 
 # callback_data of the Stop button on a streaming group answer
 STOP_BUTTON = "stop"
 
 
-async def on_start(message: Message) -> None:
-    lang = language(message)
-    await message.answer(f"{text('start', lang)}\n\n{text('help', lang)}")
+def help_text(language: str | None, *, private: bool, bot_username: str) -> str:
+    """/help: the commands of the registry that work here, and in a group how to ask."""
+    everyone, admins = help_lines(language, private=private)
+    paragraphs = [] if private else [text("help_group", language, bot=bot_username)]
+    paragraphs.append("\n".join([text("help_commands", language), *everyone]))
+    if admins:
+        paragraphs.append("\n".join([text("help_admins", language), *admins]))
+    if private:
+        paragraphs.append(text("help_private_groups", language, bot=bot_username))
+    return "\n\n".join(paragraphs)
 
 
-async def on_help(message: Message) -> None:
-    await message.answer(text("help", language(message)))
+async def _help(message: Message, bot: Bot) -> str:
+    me = await bot.me()
+    return help_text(language(message), private=is_private(message), bot_username=me.username or "")
+
+
+async def on_start(message: Message, bot: Bot, delivery: StreamDelivery) -> None:
+    greeting = text("start" if is_private(message) else "start_group", language(message))
+    await reply(message, delivery, f"{greeting}\n\n{await _help(message, bot)}")
+
+
+async def on_help(message: Message, bot: Bot, delivery: StreamDelivery) -> None:
+    await reply(message, delivery, await _help(message, bot))
 
 
 async def on_reset(
-    message: Message, conversation: ConversationService, admins: AdminChecker
+    message: Message,
+    store: HistoryStore,
+    admins: AdminChecker,
+    delivery: StreamDelivery,
 ) -> None:
     lang = language(message)
     # A group's history is shared: only its admins may wipe it.
     if not await sender_administers(message, admins):
-        await message.reply(text("admins_only", lang))
+        await reply(message, delivery, text("admins_only", lang))
         return
-    await conversation.reset(conversation_key(message))
-    await message.reply(text("reset_done", lang))
+    # the persona stays
+    await store.clear(conversation_key(message))
+    await reply(message, delivery, text("reset_done", lang))
 
 
-async def on_stop(message: Message, stopper: Stopper, admins: AdminChecker) -> None:
+async def on_stop(
+    message: Message, stopper: Stopper, admins: AdminChecker, delivery: StreamDelivery
+) -> None:
     """The stopped answer says so itself; only a refusal gets a reply."""
     lang = language(message)
     outcome = await stopper.stop(
@@ -54,9 +80,9 @@ async def on_stop(message: Message, stopper: Stopper, admins: AdminChecker) -> N
         may_administer=lambda: sender_administers(message, admins),
     )
     if outcome is StopOutcome.NOTHING:
-        await message.reply(text("nothing_to_stop", lang))
+        await reply(message, delivery, text("nothing_to_stop", lang))
     elif outcome is StopOutcome.NOT_ALLOWED:
-        await message.reply(text("stop_not_allowed", lang))
+        await reply(message, delivery, text("stop_not_allowed", lang))
 
 
 async def on_stop_button(query: CallbackQuery, stopper: Stopper, admins: AdminChecker) -> None:

@@ -7,6 +7,7 @@ from aiogram.types import Message
 from bot.admins import AdminChecker
 from bot.keys import ConversationKey
 from bot.sanitize import display_name
+from bot.streaming import StreamDelivery
 
 # Telegram's placeholder sender of messages that anonymous group admins send.
 ANONYMOUS_ADMIN_LABEL = "Group admin"
@@ -65,3 +66,11 @@ async def sender_administers(message: Message, admins: AdminChecker) -> bool:
         is_private=is_private(message),
         anonymous_admin=is_anonymous_admin(message),
     )
+
+
+async def reply(message: Message, delivery: StreamDelivery, text: str) -> None:
+    """Answer in the message's chat and topic: a reply in groups, a plain message in a
+    private chat. Through the flood limiter, as answers are (`StreamDelivery.reply`)."""
+    key = conversation_key(message)
+    reply_to = None if is_private(message) else message.message_id
+    await delivery.reply(key.chat_id, text, thread_id=key.thread_id, reply_to=reply_to)

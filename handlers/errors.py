@@ -3,7 +3,7 @@
 Logged with the update's type and id, never its content. A history store outage gets
 the user the same "try again in a minute" reply a question would have got. An answer
 runs on after its handler returned, and logs its own failures
-(`bot.conversation.ConversationService.start`).
+(`bot.turns.queue.TurnQueue`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import ErrorEvent, Update
 
 from bot.history import HistoryUnavailable
+from bot.streaming import StreamDelivery
 from bot.texts import text
+from handlers.context import language, reply
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ def update_type(update: Update) -> str:
     return "unknown"
 
 
-async def on_storage_unavailable(event: ErrorEvent) -> None:
+async def on_storage_unavailable(event: ErrorEvent, delivery: StreamDelivery) -> None:
     update = event.update
     log.warning(
         "history store unavailable while handling %s update %d: %s",
@@ -40,11 +42,11 @@ async def on_storage_unavailable(event: ErrorEvent) -> None:
     )
     message = update.message or update.edited_message
     query = update.callback_query
+    if message is not None:
+        await reply(message, delivery, text("storage_unavailable", language(message)))
+        return
     with contextlib.suppress(TelegramAPIError):
-        if message is not None:
-            language = message.from_user.language_code if message.from_user else None
-            await message.reply(text("storage_unavailable", language))
-        elif query is not None:
+        if query is not None:
             await query.answer(
                 text("storage_unavailable", query.from_user.language_code), show_alert=True
             )

@@ -3,80 +3,77 @@ stay silent and, if the group listens, keep the message as context."""
 
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
-from aiogram.filters import Command, CommandObject
+from aiogram import Bot, Router
+from aiogram.filters import Command
 from aiogram.types import Message
 
 from bot.config import Settings
-from bot.conversation import ConversationService, Turn
-from bot.dedup import UpdateClaim
 from bot.history import HistoryStore
+from bot.messages import Message as StoredMessage
+from bot.messages import TextPart
+from bot.preferences import Preferences
 from bot.sanitize import clean_text, is_blank
 from bot.streaming import StreamDelivery
 from bot.texts import text
-from handlers.addressing import replies_to_bot, strip_mentions
-from handlers.context import conversation_key, language, speaker, user_id
-from handlers.filters import inline
-from handlers.flags import GLM
-
-LISTEN_FLAG = "listen"
+from bot.turns.queue import TurnQueue
+from bot.turns.types import Turn
+from handlers.addressing import ask_question, group_question
+from handlers.context import conversation_key, language, reply, speaker, user_id
 
 
 async def on_ask(
     message: Message,
-    command: CommandObject,
-    bot: Bot,
-    conversation: ConversationService,
+    question: str,
+    turns: TurnQueue,
     delivery: StreamDelivery,
-    update_claim: UpdateClaim | None = None,
 ) -> None:
-    question = clean_text(command.args or "").strip()
-    if is_blank(question):
-        me = await bot.me()
-        await message.reply(text("empty_question", language(message), bot=me.username or ""))
+    if not question:
+        await reply(message, delivery, text("empty_ask", language(message)))
         return
-    await _answer(message, question, conversation, delivery, update_claim)
+    await _answer(message, question, turns, delivery)
 
 
 async def on_group_text(
     message: Message,
+    question: str,
+    addressed: bool,
     bot: Bot,
-    conversation: ConversationService,
+    turns: TurnQueue,
     delivery: StreamDelivery,
     store: HistoryStore,
     settings: Settings,
-    update_claim: UpdateClaim | None = None,
 ) -> None:
-    me = await bot.me()
-    question, mentioned = strip_mentions(message, me)
-    if mentioned or replies_to_bot(message, me):
-        if is_blank(question):
-            await message.reply(text("empty_question", language(message), bot=me.username or ""))
+    if addressed:
+        if not question:
+            me = await bot.me()
+            hint = text("empty_mention", language(message), bot=me.username or "")
+            await reply(message, delivery, hint)
             return
-        await _answer(message, question, conversation, delivery, update_claim)
+        await _answer(message, question, turns, delivery)
         return
-    if is_blank(question) or question.startswith("/"):
+    said = clean_text(message.text or "").strip()
+    if is_blank(said) or said.startswith("/"):
         return  # commands for other bots are not conversation
-    listen = await store.get_chat_flag(message.chat.id, LISTEN_FLAG)
+    listen = Preferences.parse(await store.get_preferences(message.chat.id)).listen
     if listen if listen is not None else settings.groups.listen:
-        await conversation.record(conversation_key(message), speaker(message), question)
+        # kept as context, not answered
+        kept = StoredMessage.of_text("user", f"{speaker(message)}: {said}")
+        await store.append(conversation_key(message), [kept])
 
 
 async def _answer(
     message: Message,
     question: str,
-    conversation: ConversationService,
+    turns: TurnQueue,
     delivery: StreamDelivery,
-    claim: UpdateClaim | None,
 ) -> None:
     key = conversation_key(message)
     turn = Turn(
         key=key,
-        text=question,
+        parts=(TextPart(question),),
         user_id=user_id(message),
         speaker=speaker(message),
         language=language(message),
-        claim=claim,
     )
     writer = delivery.writer(
         chat_id=key.chat_id,
@@ -87,11 +84,12 @@ async def _answer(
     )
     # returns as soon as the answer is under way: the update and aiogram's handling
     # of it are not kept alive for as long as the answer streams
-    await conversation.start(turn, writer)
+    await turns.submit(turn, writer)
 
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.register(on_ask, Command("ask"), flags={GLM: "ask"})
-    router.message.register(on_group_text, inline(F.text), flags={GLM: "mention"})
+    # the filters decide what the question is (`handlers.addressing`)
+    router.message.register(on_ask, Command("ask"), ask_question)
+    router.message.register(on_group_text, group_question)
     return router

@@ -1,11 +1,10 @@
 """Who gets through to GLM: the access policy for every message from a person, then
 rate limits and daily token quotas for the messages that would be answered.
 
-An inner middleware on the people router: it runs once aiogram has chosen the handler,
-so it knows from the handler's `GLM` flag whether the message is headed for GLM, and
-how it is addressed. Unaddressed group messages, /help and the like are never counted.
-It also settles the update's claim (`handlers.dedup`) for the GLM handlers, except when
-the message does go to GLM: the turn then settles it with its context read.
+An inner middleware on the people router: it runs once aiogram has chosen the handler
+and its filters have run, so it reads what they decided (`handlers.addressing`): whether
+the person spoke to the bot, and the question, if any, that goes to GLM. Unaddressed
+group messages, /help and the like are never counted.
 """
 
 from __future__ import annotations
@@ -14,21 +13,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware, Bot
-from aiogram.dispatcher.flags import get_flag
-from aiogram.exceptions import TelegramAPIError
-from aiogram.filters import CommandObject
+from aiogram import BaseMiddleware
 from aiogram.types import Message, TelegramObject
 
 from bot.access import AccessPolicy
 from bot.quotas import QuotaService
 from bot.quotas.report import describe_refusal
-from bot.sanitize import clean_text, is_blank
+from bot.streaming import StreamDelivery
 from bot.texts import text
-from handlers.addressing import replies_to_bot, strip_mentions
-from handlers.context import is_private, language, user_id
-from handlers.dedup import first_delivery
-from handlers.flags import GLM, Addressing
+from handlers.addressing import ADDRESSED, QUESTION
+from handlers.context import language, reply, user_id
 
 log = logging.getLogger(__name__)
 
@@ -41,30 +35,25 @@ class GuardMiddleware(BaseMiddleware):
             return await handler(event, data)
         access: AccessPolicy = data["access"]
         quotas: QuotaService = data["quotas"]
-        addressing: Addressing | None = get_flag(data, GLM)
+        delivery: StreamDelivery = data["delivery"]
         who, chat = user_id(event), event.chat.id
 
         if not access.allows(who, chat):
-            # Strangers cost nothing: no answer, no history; told once, if they asked us.
-            addressed = await _addressed(event, addressing, data["bot"])
-            told = addressed and await first_delivery(data) and await access.should_tell(who, chat)
+            # Strangers cost nothing: no answer, no history; told once, if they asked us
+            # (a private message or a command always speaks to the bot).
+            addressed = data.get(ADDRESSED, True)
+            told = addressed and await access.should_tell(who, chat)
+            log.debug("access: refused user %s in chat %s (told: %s)", who, chat, told)
             if told:
                 lang = language(event)
-                await _say(event, text("access_denied", lang, user_id=str(who), chat_id=str(chat)))
-            log.debug("access: refused user %s in chat %s (told: %s)", who, chat, told)
+                denied = text("access_denied", lang, user_id=str(who), chat_id=str(chat))
+                await reply(event, delivery, denied)
             return None
 
-        if addressing is None:
-            return await handler(event, data)
-        if not await _asks_glm(event, addressing, data):
-            # the handler replies or records instead: settled first, as any handler's
-            return await handler(event, data) if await first_delivery(data) else None
-        # Headed for GLM: the turn settles the claim along with its context read (a
-        # repeated delivery is counted in the rate windows all the same; it is rare).
+        if not data.get(QUESTION):
+            return await handler(event, data)  # the handler replies or records instead
         refusal = await quotas.admit(who, chat)
         if refusal is not None:
-            if refusal.notify and await first_delivery(data):
-                await _say(event, describe_refusal(refusal, language(event)))
             log.debug(
                 "limits: %s refused user %s in chat %s (told: %s)",
                 refusal.reason.value,
@@ -72,38 +61,7 @@ class GuardMiddleware(BaseMiddleware):
                 chat,
                 refusal.notify,
             )
+            if refusal.notify:
+                await reply(event, delivery, describe_refusal(refusal, language(event)))
             return None
         return await handler(event, data)
-
-
-async def _addressed(message: Message, addressing: Addressing | None, bot: Bot) -> bool:
-    """Whether the person spoke to the bot (and so deserves to hear why it stays silent)."""
-    if is_private(message) or addressing != "mention":
-        return True  # a private chat, or a command aiogram already matched to this bot
-    me = await bot.me()
-    _, mentioned = strip_mentions(message, me)
-    return mentioned or replies_to_bot(message, me)
-
-
-async def _asks_glm(message: Message, addressing: Addressing, data: dict[str, Any]) -> bool:
-    """Whether the handler will send this message to GLM (its own checks, mirrored)."""
-    if addressing == "private":
-        question = clean_text(message.text or "").strip()
-        return not is_blank(question) and not question.startswith("/")
-    if addressing == "ask":
-        command: CommandObject | None = data.get("command")
-        return command is not None and not is_blank(clean_text(command.args or "").strip())
-    bot: Bot = data["bot"]
-    me = await bot.me()
-    question, mentioned = strip_mentions(message, me)
-    return (mentioned or replies_to_bot(message, me)) and not is_blank(question)
-
-
-async def _say(message: Message, reply: str) -> None:
-    try:
-        if is_private(message):
-            await message.answer(reply)
-        else:
-            await message.reply(reply)
-    except TelegramAPIError as exc:
-        log.warning("could not tell chat %s why it is not answered: %s", message.chat.id, exc)

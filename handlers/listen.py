@@ -8,34 +8,35 @@ from aiogram.types import Message
 
 from bot.admins import AdminChecker
 from bot.config import Settings
-from bot.history import HistoryStore
+from bot.preferences import ChatPreferences
+from bot.streaming import StreamDelivery
 from bot.texts import text
-from handlers.context import language, sender_administers
-from handlers.group import LISTEN_FLAG
+from handlers.context import language, reply, sender_administers
 
 
 async def on_listen(
     message: Message,
     command: CommandObject,
     admins: AdminChecker,
-    store: HistoryStore,
+    preferences: ChatPreferences,
     settings: Settings,
+    delivery: StreamDelivery,
 ) -> None:
     lang = language(message)
     arg = (command.args or "").strip().lower()
     if arg not in ("", "on", "off"):
-        await message.reply(text("listen_usage", lang))
+        await reply(message, delivery, text("listen_usage", lang))
         return
     if not arg:
-        current = await store.get_chat_flag(message.chat.id, LISTEN_FLAG)
+        current = (await preferences.get(message.chat.id)).listen
         listening = settings.groups.listen if current is None else current
-        await message.reply(text("listen_on" if listening else "listen_off", lang))
+        await reply(message, delivery, text("listen_on" if listening else "listen_off", lang))
         return
     if not await sender_administers(message, admins):
-        await message.reply(text("admins_only", lang))
+        await reply(message, delivery, text("admins_only", lang))
         return
-    await store.set_chat_flag(message.chat.id, LISTEN_FLAG, arg == "on")
-    await message.reply(text("listen_on" if arg == "on" else "listen_off", lang))
+    await preferences.set(message.chat.id, "listen", arg == "on")
+    await reply(message, delivery, text("listen_on" if arg == "on" else "listen_off", lang))
 
 
 def create_router() -> Router:

@@ -1,4 +1,8 @@
-"""The command menus Telegram shows: admin commands to group admins, the rest to all."""
+"""The command menus Telegram shows, made from the registry (`handlers.registry`).
+
+Three scopes: private chats, group members, group admins (who also see the admin
+commands); each in English (the default) and Chinese.
+"""
 
 from __future__ import annotations
 
@@ -11,36 +15,42 @@ from aiogram.types import (
     BotCommandScopeAllChatAdministrators,
     BotCommandScopeAllGroupChats,
     BotCommandScopeAllPrivateChats,
+    BotCommandScopeUnion,
 )
+
+from handlers.registry import commands_for
 
 log = logging.getLogger(__name__)
 
-_PRIVATE = [
-    BotCommand(command="help", description="What I can do"),
-    BotCommand(command="reset", description="Forget this conversation"),
-    BotCommand(command="stop", description="Stop the current answer"),
-    BotCommand(command="persona", description="Show or set my persona here"),
-    BotCommand(command="usage", description="Your token usage"),
-]
-_GROUP = [
-    BotCommand(command="ask", description="Ask me something"),
-    BotCommand(command="stop", description="Stop your answer"),
-    BotCommand(command="persona", description="Show my persona in this group"),
-    BotCommand(command="help", description="What I can do"),
-    BotCommand(command="usage", description="Your token usage"),
-]
-_GROUP_ADMIN = [
-    *_GROUP,
-    BotCommand(command="reset", description="Forget this group's conversation"),
-    BotCommand(command="listen", description="on|off: keep unaddressed messages as context"),
-]
+# Telegram's language_code of each menu; "" is the menu for every other language.
+MENU_LANGUAGES = {"": "en", "zh": "zh"}
+
+
+def menu(language: str, *, private: bool, administers: bool) -> list[BotCommand]:
+    return [
+        BotCommand(command=c.name, description=c.describe(language, administers=administers))
+        for c in commands_for(private=private, administers=administers)
+        if c.in_menu
+    ]
+
+
+def menus(language: str) -> list[tuple[BotCommandScopeUnion, list[BotCommand]]]:
+    """Each scope with its menu, in `language`."""
+    return [
+        (BotCommandScopeAllPrivateChats(), menu(language, private=True, administers=True)),
+        (BotCommandScopeAllGroupChats(), menu(language, private=False, administers=False)),
+        (
+            BotCommandScopeAllChatAdministrators(),
+            menu(language, private=False, administers=True),
+        ),
+    ]
 
 
 async def register_commands(bot: Bot) -> None:
     """Best effort: a bot whose menu could not be set still works."""
     try:
-        await bot.set_my_commands(_PRIVATE, scope=BotCommandScopeAllPrivateChats())
-        await bot.set_my_commands(_GROUP, scope=BotCommandScopeAllGroupChats())
-        await bot.set_my_commands(_GROUP_ADMIN, scope=BotCommandScopeAllChatAdministrators())
+        for code, language in MENU_LANGUAGES.items():
+            for scope, commands in menus(language):
+                await bot.set_my_commands(commands, scope=scope, language_code=code or None)
     except TelegramAPIError as exc:
         log.warning("could not register the command menus: %s", exc)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.types import Message
 
+from bot.streaming import StreamDelivery
 from bot.texts import text
-from handlers.context import language
+from handlers.context import language, reply
 
 
-async def on_unsupported(message: Message) -> None:
-    await message.answer(text("unsupported", language(message)))
+async def on_unsupported(message: Message, delivery: StreamDelivery) -> None:
+    await reply(message, delivery, text("unsupported", language(message)))
 
 
 def create_router() -> Router:

@@ -11,11 +11,14 @@ from aiogram.types import Message
 from bot.admins import AdminChecker
 from bot.quotas import MeterUnavailable, QuotaService
 from bot.quotas.report import render_bot_report, render_user_report
+from bot.streaming import StreamDelivery
 from bot.texts import text
-from handlers.context import is_private, language, user_id
+from handlers.context import is_private, language, reply, user_id
 
 
-async def on_usage(message: Message, quotas: QuotaService, admins: AdminChecker) -> None:
+async def on_usage(
+    message: Message, quotas: QuotaService, admins: AdminChecker, delivery: StreamDelivery
+) -> None:
     lang = language(message)
     who = user_id(message)
     private = is_private(message)
@@ -29,11 +32,7 @@ async def on_usage(message: Message, quotas: QuotaService, admins: AdminChecker)
                 parts.append(text("usage_totals_private", lang))
     except MeterUnavailable:
         parts = [text("storage_unavailable", lang)]
-    reply = "\n\n".join(parts)
-    if private:
-        await message.answer(reply)
-    else:
-        await message.reply(reply)
+    await reply(message, delivery, "\n\n".join(parts))
 
 
 def create_router() -> Router:

@@ -51,7 +51,7 @@ class BotHarness:
     async def wait_idle(self, timeout: float = 10) -> None:
         """Until no answer is running or queued (answers run in tasks of their own, which
         their handlers start and leave)."""
-        left = await self.app.conversation.drain(timeout)
+        left = await self.app.turns.drain(timeout)
         assert left == 0, f"timed out waiting for {left} answers to finish"
 
 

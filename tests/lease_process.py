@@ -13,8 +13,8 @@ import sys
 
 import redis.asyncio as aioredis
 
+from bot.cluster.leases import RedisLeases
 from bot.keys import ConversationKey, Keys
-from bot.leases import RedisLeases
 
 
 async def _main(url: str, prefix: str, chat_id: int, ttl: float) -> None:

@@ -3,7 +3,7 @@ a crash.
 
     python -m tests.presence_process REDIS_URL KEY_PREFIX INTERVAL
 
-marks itself present (`bot.replicas.ReplicaRegistry`), prints "present", and beats until
+marks itself present (`bot.cluster.replicas.ReplicaRegistry`), prints "present", and beats until
 killed.
 """
 
@@ -14,8 +14,8 @@ import sys
 
 import redis.asyncio as aioredis
 
+from bot.cluster.replicas import ReplicaRegistry
 from bot.keys import Keys
-from bot.replicas import ReplicaRegistry
 
 
 async def _main(url: str, prefix: str, interval: float) -> None:

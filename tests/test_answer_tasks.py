@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-
 from bot.conversation import AnswerResult, ConversationService, DeliveryClaim, Outcome, Turn
+from bot.locks import ConversationLocks
+
 from bot.history import MemoryHistoryStore
 from bot.keys import ConversationKey
 from bot.llm import GLMClient, GLMOptions
-from bot.locks import ConversationLocks
 from bot.observability.metrics import Metrics
 from tests.fakes.glm import FakeGLM, Reply
 from tests.harness import small_glm_client

@@ -60,7 +60,7 @@ async def ask_private(h: BotHarness, user: int, question: str) -> None:
 async def settled(h: BotHarness) -> None:
     """Until every answer, and the charging of its tokens after it, is done."""
     await h.wait_idle()
-    assert await h.app.conversation.drain(10) == 0
+    assert await h.app.turns.drain(10) == 0
 
 
 @pytest.fixture
@@ -82,6 +82,7 @@ async def test_allowlist_refuses_strangers_once_and_costs_nothing(
         for text in ("hello?", "anyone?", "/help"):
             h.tg.private_text(BOB, text)
         await h.tg.wait_for(lambda: refusals(guard_log, "access:") == 3, what="3 refusals")
+        await h.wait_for_messages(BOB, 1)  # logged as told, then sent
         (refusal,) = h.texts(BOB)
         assert "private bot" in refusal
         assert str(BOB) in refusal, "the stranger learns the id to give the owner"
@@ -91,6 +92,7 @@ async def test_allowlist_refuses_strangers_once_and_costs_nothing(
         h.tg.group_text(CLOSED_GROUP, BOB, **mention("who are you?"))
         h.tg.group_text(CLOSED_GROUP, BOB, **mention("hello??"))
         await h.tg.wait_for(lambda: refusals(guard_log, "access:") == 6, what="3 more")
+        await h.wait_for_messages(CLOSED_GROUP, 1)
         (refusal,) = h.texts(CLOSED_GROUP)
         assert "private bot" in refusal
 
@@ -217,7 +219,7 @@ async def test_usage_reports_what_glm_counted(redis_url: str, key_prefix: str) -
         await h.tg.wait_for(lambda: "This chat" in h.last_text(GROUP), what="group /usage")
         report = h.last_text(GROUP)
         assert "Today: 4,500 tokens" in report
-        assert "Today: 1,500 tokens (1,200 prompt + 300 answer) in 1 requests" in report
+        assert "Today: 1,500 tokens (1,200 prompt + 300 answer) in 1 request," in report
 
         h.tg.private_text(OWNER, "/usage")
         await h.tg.wait_for(lambda: "whole bot" in h.last_text(OWNER), what="owner /usage")

@@ -63,7 +63,7 @@ async def test_group_stop_is_for_the_asker_and_admins(redis_url: str, key_prefix
 
         h.tg.press_button(GROUP, streaming.message_id, OTHER, "stop", first_name="Mallory")
         await h.tg.wait_for(lambda: bool(h.tg.callback_answers), what="refusal")
-        assert h.app.conversation.is_answering(ConversationKey(GROUP))
+        assert h.app.turns.is_answering(ConversationKey(GROUP))
 
         h.tg.group_text(GROUP, ASKER, "/stop")
         await h.glm.wait_cancelled(1)
@@ -79,7 +79,7 @@ async def test_stop_clears_queued_messages(redis_url: str, key_prefix: str) -> N
         await h.glm.wait_for(lambda: len(h.glm.requests) == 1, what="first request")
         h.tg.private_text(USER, "second, queued")
         await h.tg.wait_for(
-            lambda: h.app.conversation.waiting(ConversationKey(USER)) == 1,
+            lambda: h.app.turns.waiting(ConversationKey(USER)) == 1,
             what="second message queued",
         )
         h.tg.private_text(USER, "/stop")

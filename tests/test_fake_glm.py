@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fakes.glm import FakeGLM, Reply, split_pieces, validate_body
+from tests.fakes.glm import FakeGLM, Reply, search_results, split_pieces, validate_body
 
 USER = [{"role": "user", "content": "hi"}]
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,3 +222,140 @@ async def test_runs_standalone(http: aiohttp.ClientSession) -> None:
     finally:
         process.terminate()
         await process.wait()
+
+
+# thinking, web search and the new ways to end (issues 12 and 14)
+
+STREAM = {"model": "glm-4.7", "messages": USER, "stream": True}
+
+
+def chunks_of(payloads: list[str]) -> list[dict[str, Any]]:
+    return [json.loads(payload) for payload in payloads if payload != "[DONE]"]
+
+
+async def test_reasoning_comes_before_the_text_over_the_given_time(
+    fake: FakeGLM, http: aiohttp.ClientSession
+) -> None:
+    fake.script(
+        Reply(reasoning_pieces=["Let ", "me ", "think."], reasoning_seconds=0.6, text="Hi.")
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    _, raw = await post(http, fake, STREAM)
+    assert loop.time() - started >= 0.55
+    chunks = chunks_of(sse_payloads(raw))
+    deltas = [chunk["choices"][0]["delta"] for chunk in chunks]
+    assert [delta.get("reasoning_content") for delta in deltas[:3]] == ["Let ", "me ", "think."]
+    assert all("content" not in delta for delta in deltas[:3])
+    assert "".join(delta.get("content", "") for delta in deltas[3:]) == "Hi."
+    usage = chunks[-1]["usage"]
+    assert usage["completion_tokens_details"] == {"reasoning_tokens": 3}
+    assert usage["completion_tokens"] == 3 + 1
+    timing = fake.timings[0]
+    assert timing["first_reasoning_at"] < timing["first_token_at"] - 0.5
+
+
+@pytest.mark.parametrize("at", ["first", "last"])
+async def test_web_search_results_on_a_chunk_of_their_own(
+    fake: FakeGLM, http: aiohttp.ClientSession, at: str
+) -> None:
+    fake.script(Reply(text="See [ref_1].", web_search=search_results(1), web_search_at=at))
+    _, raw = await post(http, fake, STREAM)
+    payloads = sse_payloads(raw)
+    assert payloads[-1] == "[DONE]"
+    chunks = chunks_of(payloads)
+    found = [chunk for chunk in chunks if "web_search" in chunk]
+    assert len(found) == 1
+    assert "choices" not in found[0]
+    assert found[0]["web_search"][0]["refer"] == "ref_1"
+    assert chunks.index(found[0]) == (0 if at == "first" else len(chunks) - 1)
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.3])
+async def test_a_body_can_end_without_its_end_marker(
+    fake: FakeGLM, http: aiohttp.ClientSession, pause: float
+) -> None:
+    fake.script(Reply(tokens=["a", "b", "c"], end_early_after=2, end_pause=pause))
+    _, raw = await post(http, fake, STREAM)
+    chunks = chunks_of(sse_payloads(raw))
+    assert "[DONE]" not in raw
+    assert [chunk["choices"][0]["delta"]["content"] for chunk in chunks] == ["a", "b"]
+    assert all("finish_reason" not in chunk["choices"][0] for chunk in chunks)
+    assert fake.completed == 0
+
+
+async def test_a_finish_without_done_and_new_finish_reasons(
+    fake: FakeGLM, http: aiohttp.ClientSession
+) -> None:
+    fake.script(Reply(text="x", finish_reason="model_context_window_exceeded", send_done=False))
+    _, raw = await post(http, fake, STREAM)
+    payloads = sse_payloads(raw)
+    assert "[DONE]" not in payloads
+    assert json.loads(payloads[-1])["choices"][0]["finish_reason"] == (
+        "model_context_window_exceeded"
+    )
+
+
+async def test_a_stall_after_the_headers(fake: FakeGLM, http: aiohttp.ClientSession) -> None:
+    fake.script(Reply(stall_after=0))
+    async with http.post(f"{fake.api_base}/chat/completions", json=STREAM) as response:
+        assert response.status == 200
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):
+                await response.content.readany()
+        response.close()
+    await fake.wait_cancelled(1)
+
+
+async def test_headers_can_be_held_back(fake: FakeGLM, http: aiohttp.ClientSession) -> None:
+    fake.script(Reply(headers_delay=30))
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):
+            await http.post(f"{fake.api_base}/chat/completions", json=STREAM)
+    await fake.wait_cancelled(1)
+
+
+async def test_requests_are_kept_with_thinking_tools_and_image_parts(
+    fake: FakeGLM, http: aiohttp.ClientSession
+) -> None:
+    parts = [
+        {"type": "text", "text": "what is it?"},
+        {"type": "image_url", "image_url": {"url": "iVBORw0KGgo="}},
+    ]
+    body = {
+        "model": "glm-4.6v",
+        "messages": [{"role": "user", "content": parts}],
+        "stream": True,
+        "thinking": {"type": "enabled", "clear_thinking": False},
+        "reasoning_effort": "high",
+        "tools": [{"type": "web_search", "web_search": {"enable": True}}],
+    }
+    status, _ = await post(http, fake, body)
+    assert status == 200
+    assert fake.requests == [body]
+    assert fake.timings[0]["user"] == "what is it?"
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ({"thinking": {"type": "on"}}, "thinking is"),
+        ({"thinking": {"type": "enabled", "clear_thinking": "no"}}, "thinking is"),
+        ({"reasoning_effort": "extreme"}, "reasoning_effort is"),
+        ({"tools": [{"type": "browser"}]}, "tools[0] is not a known tool"),
+        ({"tools": [{"type": "web_search"}]}, "tools[0] is not a known tool"),
+        ({"messages": [{"role": "user", "content": []}]}, "messages[0].content is an empty"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
+            "messages[0].content[0] is not a text or image_url part",
+        ),
+    ],
+)
+def test_invalid_options_and_parts_are_found(extra: dict[str, Any], problem: str) -> None:
+    found = validate_body({"model": "glm-4.7", "messages": USER, **extra})
+    assert found is not None
+    assert found.startswith(problem)
+
+
+def test_null_thinking_as_the_sdk_sends_it_is_valid() -> None:
+    assert validate_body({"model": "glm-4.7", "messages": USER, "thinking": None}) is None

@@ -39,7 +39,7 @@ class Rig:
         for update in batch:
             self.tg.push_update(update)  # the fake learns the messages and callback ids
         await asyncio.gather(*(self._feed_one(update) for update in batch))
-        assert await self.app.conversation.drain(10) == 0
+        assert await self.app.turns.drain(10) == 0
         self.fed += len(batch)
 
     def answer_errors(self) -> float:
@@ -84,7 +84,7 @@ async def start_rig(redis_url: str, key_prefix: str) -> Rig:
 
 
 async def stop_rig(rig: Rig) -> None:
-    await rig.app.conversation.drain(10)
+    await rig.app.turns.drain(10)
     await rig.app.aclose()
     await rig.glm.stop()
     await rig.tg.stop()

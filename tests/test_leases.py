@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from bot.cluster.leases import RedisLeases
 from bot.keys import ConversationKey, Keys
-from bot.leases import RedisLeases
 from tests.conftest import RedisProcess
 
 KEY = ConversationKey(777)

@@ -152,9 +152,7 @@ async def test_user_id_is_sent_only_when_zhipu_accepts_it(
     assert "user_id" not in fake.requests[0]
 
 
-@pytest.mark.parametrize(
-    "reason", ["length", "sensitive", "model_context_window_exceeded", "tool_calls"]
-)
+@pytest.mark.parametrize("reason", ["length", "sensitive", "tool_calls"])
 async def test_finish_reason_is_reported_not_raised(
     fake: FakeGLM, client: GLMClient, reason: str
 ) -> None:
@@ -195,14 +193,14 @@ async def test_network_error_finish_that_persists_raises_network(
     assert len(fake.requests) == 2
 
 
-async def test_network_error_finish_after_text_ends_the_stream(
+async def test_network_error_finish_after_text_is_interrupted(
     fake: FakeGLM, client: GLMClient
 ) -> None:
     fake.script(Reply(text="half an answer", finish_reason="network_error"))
-    events = await collect(client)
-    assert text_of(events) == "half an answer"
-    assert isinstance(events[-1], StreamEnd)
-    assert events[-1].finish_reason == "network_error"
+    shown: list[str] = []
+    error = await consume_until_error(client, shown)
+    assert error.kind is ErrorKind.NETWORK
+    assert "".join(shown) == "half an answer"
     assert len(fake.requests) == 1
 
 

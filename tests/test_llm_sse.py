@@ -8,6 +8,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.llm import SearchResult
 from bot.llm.sse import ChunkFields, SSEDecoder, parse_chunk
 
 BODY = (
@@ -59,7 +60,34 @@ def test_fields_of_a_chunk_and_of_a_whole_completion() -> None:
         "choices": [{"delta": {"content": "hi"}, "finish_reason": "length"}],
         "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
     }
-    assert parse_chunk(chunk) == ChunkFields("hi", "length", (3, 1, 4))
+    assert parse_chunk(chunk) == ChunkFields("hi", "", "length", (3, 1, 4, 0))
     completion = {"choices": [{"message": {"content": "whole"}, "finish_reason": "stop"}]}
-    assert parse_chunk(completion) == ChunkFields("whole", "stop", None)
-    assert parse_chunk(["not", "a", "chunk"]) == ChunkFields("", None, None)
+    assert parse_chunk(completion) == ChunkFields("whole", "", "stop", None)
+    assert parse_chunk(["not", "a", "chunk"]) == ChunkFields("", "", None, None)
+
+
+def test_reasoning_and_reasoning_tokens() -> None:
+    chunk = {"choices": [{"delta": {"role": "assistant", "reasoning_content": "hmm"}}]}
+    assert parse_chunk(chunk) == ChunkFields("", "hmm", None, None)
+    usage = {
+        "prompt_tokens": 3,
+        "completion_tokens": 9,
+        "total_tokens": 12,
+        "completion_tokens_details": {"reasoning_tokens": 7},
+    }
+    assert parse_chunk({"choices": [], "usage": usage}).usage == (3, 9, 12, 7)
+
+
+def test_web_search_results_with_missing_or_odd_fields() -> None:
+    raw = [
+        {"title": "T", "link": "https://a", "refer": "ref_1", "media": "M", "icon": "x"},
+        {"title": 5, "link": "https://b"},
+        "not a result",
+    ]
+    fields = parse_chunk({"id": "1", "web_search": raw})
+    assert fields.search == (
+        SearchResult("T", "https://a", "ref_1", "M"),
+        SearchResult("", "https://b", "", ""),
+    )
+    assert (fields.text, fields.finish_reason) == ("", None)
+    assert parse_chunk({"choices": []}).search is None

@@ -9,13 +9,13 @@ import logging
 
 import pytest
 import redis.asyncio as aioredis
+from bot.conversation import Turn
+from bot.pending import PendingTurn, TurnJournal
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from bot.conversation import Turn
 from bot.history import HistoryUnavailable, RedisHistoryStore, StoredMessage, riding
 from bot.keys import ConversationKey, Keys
-from bot.pending import PendingTurn, TurnJournal
 from tests.fakes.glm import Reply
 from tests.harness import eventually, running_bot
 
@@ -227,8 +227,8 @@ async def test_a_queued_turn_is_journalled_on_arrival(
         await eventually(lambda: redis_client.hlen(journal_key), 2, what="the queued turn")
         assert len(h.glm.requests) == 1, "the second was still waiting for its turn"
         await h.wait_for_messages(5, 2)
-        assert h.app.conversation.waiting(ConversationKey(5)) == 0
-        assert await h.app.conversation.drain(10) == 0
+        assert h.app.turns.waiting(ConversationKey(5)) == 0
+        assert await h.app.turns.drain(10) == 0
         assert await redis_client.hlen(journal_key) == 0
 
 

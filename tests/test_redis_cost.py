@@ -31,7 +31,7 @@ async def answer(h: BotHarness, user: int) -> None:
     await h.wait_for_messages(user, answered + 1)
     assert h.last_text(user) == ANSWER
     # until the handler is done, accounting included
-    assert await h.app.conversation.drain(10) == 0
+    assert await h.app.turns.drain(10) == 0
 
 
 async def test_a_private_answer_costs_three_round_trips(
@@ -54,7 +54,7 @@ async def test_a_private_answer_costs_three_round_trips(
             first = h.tg.private_text(500, "Question from 500")
             await eventually(lambda: probe.hlen(pending), 1, what="the turn journalled")
             await h.tg.wait_for(lambda: h.last_text(500) == ANSWER, what="the first answer")
-            assert await h.app.conversation.drain(10) == 0
+            assert await h.app.turns.drain(10) == 0
             assert await probe.hlen(pending) == 0, "and removed along with the append"
             claim = Keys(key_prefix, h.tg.bot_id).bot_scoped(f"update:{first}")
             assert await probe.exists(claim), "the update was claimed in Redis"

@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 import redis
-
 from bot.conversation import Turn
+from bot.pending import PendingTurn, TurnJournal
+
+from bot.cluster.leases import RedisLeases
+from bot.cluster.replicas import ReplicaRegistry
+from bot.cluster.stop_signal import StopSignal
 from bot.history import RedisHistoryStore, StoredMessage, create_redis_client, riding
 from bot.history.base import Persona
 from bot.keys import ConversationKey, Keys
-from bot.leases import RedisLeases
-from bot.pending import PendingTurn, TurnJournal
 from bot.quotas import Charge, RedisMeterStore, Scope, day_of
 from bot.redis_client import CountingRedisCluster, SentinelRedis
-from bot.replicas import ReplicaRegistry
-from bot.stop_signal import StopSignal
 from bot.stopping import MayAdminister, StopOutcome
 from tests.webhook_updates import free_port
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from bot.cluster.replicas import ReplicaRegistry, bot_wide_share
 from bot.keys import Keys
 from bot.ratelimit import TelegramRateLimiter
-from bot.replicas import ReplicaRegistry, bot_wide_share
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET = 30.0

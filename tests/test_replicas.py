@@ -151,7 +151,7 @@ async def test_two_replicas_answer_each_update_once_in_order_per_chat(
         async def stored(user: int = user, questions: list[str] = questions) -> bool:
             context = await store.load_context(ConversationKey(user), 10**6)
             want = [(role, text) for q in questions for role, text in _turn(q)]
-            return [(m.role, m.content) for m in context.messages] == want
+            return [(m.role, m.text) for m in context.messages] == want
 
         await poll(stored, f"the history of {user}", 10)
 
@@ -237,7 +237,7 @@ async def test_stop_sent_to_one_replica_stops_the_answer_running_on_the_other(
 
         async def stored() -> bool:
             context = await store.load_context(ConversationKey(alice), 10**6)
-            return [(m.role, m.content.strip()) for m in context.messages] == want
+            return [(m.role, m.text.strip()) for m in context.messages] == want
 
         await poll(stored, "the stopped turn stored", 10)
 

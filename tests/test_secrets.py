@@ -104,7 +104,7 @@ async def test_captured_records_hold_no_secret(
                 sent = len(tg.chat_messages(USER))
                 tg.private_text(USER, "hello")
                 await tg.wait_for(lambda s=sent: len(tg.chat_messages(USER)) > s, what="reply")
-                await tg.wait_for(lambda a=app: a.conversation.in_flight == 0, what="idle")
+                await tg.wait_for(lambda a=app: a.turns.in_flight == 0, what="idle")
     assert len(glm.requests) == 1
     assert tg.chat_messages(OWNER), "the owner was alerted"
     lines = [formatter.format(record) for record in caplog.records]

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 import pytest
 import redis.asyncio as aioredis
-
 from bot.conversation import AnswerResult, ConversationService, Outcome, Turn
+
+from bot.cluster.leases import RedisLeases
+from bot.cluster.stop_signal import StopSignal
 from bot.history import ConversationContext, MemoryHistoryStore, Rider
 from bot.keys import ConversationKey, Keys
-from bot.leases import RedisLeases
 from bot.llm import GLMOptions
-from bot.stop_signal import StopSignal
 from bot.stopping import StopOutcome, Stopper
 from tests.conftest import RedisProcess
 from tests.fakes.glm import FakeGLM, Reply

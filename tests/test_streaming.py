@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from bot.formatting import render, utf16_len
 from bot.ratelimit import TelegramRateLimiter
 from bot.streaming import DraftWriter, EditWriter, StreamDelivery
+from bot.streaming.outlet import DRAFTS_RECHECK_SECONDS
 from bot.streaming.parts import PartTracker
 from tests.fakes.telegram import FakeTelegram, Limits, SentMessage
 
@@ -391,7 +392,7 @@ async def test_unsupported_drafts_fall_back_to_edits_and_are_remembered() -> Non
             assert isinstance(writer, DraftWriter)
             writer.update("Hello")
             await fake.wait_for(lambda: bool(fake.chat_messages(PRIVATE)), 5, "a message")
-            assert delivery.drafts_supported is False
+            assert not delivery.outlet.drafts_available
             text = await _stream(writer, _words(30), pause=0.01)
             await writer.finish("Hello " + text)
             assert _texts(fake, PRIVATE) == [("Hello " + text).strip()]
@@ -481,3 +482,15 @@ def test_tracker_leaves_one_huge_line_to_the_text_splitter() -> None:
     assert tracker.sealed_count == 0
     assert len(parts) > 1
     assert all(utf16_len(p.text) <= 50 for p in parts)
+
+
+async def test_drafts_found_unavailable_are_tried_again_later(bot: Bot) -> None:
+    delivery = _delivery(bot)
+    now = [100.0]
+    delivery.outlet.clock = lambda: now[0]
+    delivery.outlet.drafts_unavailable()
+    assert isinstance(delivery.writer(chat_id=PRIVATE, is_private=True), EditWriter)
+    now[0] += DRAFTS_RECHECK_SECONDS - 1
+    assert isinstance(delivery.writer(chat_id=PRIVATE, is_private=True), EditWriter)
+    now[0] += 1
+    assert isinstance(delivery.writer(chat_id=PRIVATE, is_private=True), DraftWriter)

@@ -4,72 +4,19 @@ fake Telegram posting updates to it, the fake GLM, real Redis."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.app import App, create_app
+from bot.cluster.leases import RedisLeases
 from bot.config.ops import derived_webhook_secret
 from bot.keys import ConversationKey, Keys
-from bot.leases import RedisLeases
-from bot.webhook import WebhookServer, webhook_secret
-from tests.fakes.glm import FakeGLM, Reply
-from tests.fakes.telegram import FakeTelegram
-from tests.harness import make_settings
-from tests.webhook_updates import free_port, private_text_update
+from tests.fakes.glm import Reply
+from tests.webhook_updates import PATH, private_text_update, webhook_bot
 
 USER = 3001
-PATH = "/telegram/webhook"
-
-
-@dataclass
-class WebhookBot:
-    tg: FakeTelegram
-    glm: FakeGLM
-    app: App
-    url: str
-    secret: str
-
-
-@asynccontextmanager
-async def webhook_bot(
-    redis_url: str,
-    key_prefix: str,
-    *,
-    reply: Reply | None = None,
-    metrics_port: int | None = 0,
-    **overrides: Any,
-) -> AsyncIterator[WebhookBot]:
-    """The bot in webhook mode; ``metrics_port=None`` serves metrics on the webhook's port."""
-    port = free_port()
-    async with (
-        FakeTelegram() as tg,
-        FakeGLM(default=reply or Reply(text="Hello from GLM!")) as glm,
-    ):
-        settings = make_settings(
-            tg,
-            glm,
-            redis_url,
-            key_prefix,
-            telegram={"mode": "webhook"},
-            webhook={"public_url": f"http://127.0.0.1:{port}", "host": "127.0.0.1", "port": port},
-            metrics={"port": port if metrics_port is None else metrics_port},
-            **overrides,
-        )
-        app = create_app(settings)
-        server = WebhookServer(app)
-        try:
-            await server.start()
-            yield WebhookBot(tg, glm, app, settings.webhook.url, webhook_secret(settings))
-        finally:
-            await server.stop()
-            await app.aclose()
 
 
 async def test_registers_the_webhook_and_answers_in_the_background(
@@ -93,7 +40,7 @@ async def test_registers_the_webhook_and_answers_in_the_background(
             lambda: [m.text for m in w.tg.chat_messages(USER)] == ["Fine, thanks."],
             what="the answer",
         )
-        await w.tg.wait_for(lambda: w.app.conversation.in_flight == 0, what="idle")
+        await w.tg.wait_for(lambda: w.app.turns.in_flight == 0, what="idle")
         assert w.glm.requests[0]["messages"] == [{"role": "user", "content": "How are you?"}]
 
 
@@ -113,7 +60,7 @@ async def test_a_wrong_or_missing_secret_is_refused_and_nothing_is_processed(
         # a genuine update afterwards is answered, and it is the only thing GLM ever saw
         assert await w.tg.deliver_webhook(private_text_update(w.tg, USER, "Hello")) == 200
         await w.tg.wait_for(lambda: len(w.tg.chat_messages(USER)) == 1, what="the answer")
-        await w.tg.wait_for(lambda: w.app.conversation.in_flight == 0, what="idle")
+        await w.tg.wait_for(lambda: w.app.turns.in_flight == 0, what="idle")
         assert [r["messages"][-1]["content"] for r in w.glm.requests] == ["Hello"]
         assert len(w.tg.chat_messages(USER)) == 1
 

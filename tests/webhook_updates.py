@@ -1,12 +1,66 @@
-"""Updates for webhook tests: shaped like the fake Telegram's, but returned instead of
-queued for getUpdates, so a test can POST them itself (or through `deliver_webhook`)."""
+"""The bot in webhook mode for tests, and updates shaped like the fake Telegram's but
+returned instead of queued for getUpdates, so a test can POST them itself (or through
+`deliver_webhook`)."""
 
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
+from bot.app import App, create_app
+from bot.webhook.server import WebhookServer, webhook_secret
+from tests.fakes.glm import FakeGLM, Reply
 from tests.fakes.telegram import FakeTelegram
+from tests.harness import make_settings
+
+PATH = "/telegram/webhook"
+
+
+@dataclass
+class WebhookBot:
+    tg: FakeTelegram
+    glm: FakeGLM
+    app: App
+    url: str
+    secret: str
+
+
+@asynccontextmanager
+async def webhook_bot(
+    redis_url: str,
+    key_prefix: str,
+    *,
+    reply: Reply | None = None,
+    metrics_port: int | None = 0,
+    **overrides: Any,
+) -> AsyncIterator[WebhookBot]:
+    """The bot in webhook mode; ``metrics_port=None`` serves metrics on the webhook's port."""
+    port = free_port()
+    async with (
+        FakeTelegram() as tg,
+        FakeGLM(default=reply or Reply(text="Hello from GLM!")) as glm,
+    ):
+        settings = make_settings(
+            tg,
+            glm,
+            redis_url,
+            key_prefix,
+            telegram={"mode": "webhook"},
+            webhook={"public_url": f"http://127.0.0.1:{port}", "host": "127.0.0.1", "port": port},
+            metrics={"port": port if metrics_port is None else metrics_port},
+            **overrides,
+        )
+        app = create_app(settings)
+        server = WebhookServer(app)
+        try:
+            await server.start()
+            yield WebhookBot(tg, glm, app, settings.webhook.url, webhook_secret(settings))
+        finally:
+            await server.stop()
+            await app.aclose()
 
 
 def private_text_update(

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,6 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot.config.formats import BotToken, check_redis_url
 from bot.config.ops import (
     LeaseSettings,
     LoggingSettings,
@@ -156,7 +157,7 @@ class Settings(BaseSettings):
         populate_by_name=True,
     )
 
-    telegram_bot_token: SecretStr = Field(validation_alias="TELEGRAM_BOT_TOKEN")
+    telegram_bot_token: BotToken = Field(validation_alias="TELEGRAM_BOT_TOKEN")
     zhipu_api_key: SecretStr = Field(
         validation_alias=AliasChoices("ZHIPU_API_KEY", "ZHIPUAI_API_KEY"),
     )
@@ -186,6 +187,16 @@ class Settings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     reliability: ReliabilitySettings = ReliabilitySettings()
 
+    @model_validator(mode="after")
+    def _check_redis_url(self) -> Settings:
+        # here rather than on the field: how the URL reads depends on [redis] mode
+        if self.redis_url is not None:
+            try:
+                check_redis_url(self.redis_url.get_secret_value(), self.redis.mode)
+            except ValueError as exc:
+                raise ValueError(f"REDIS_URL: {exc}") from None
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -201,6 +212,15 @@ class Settings(BaseSettings):
 
 def settings_path() -> Path:
     return Path(os.environ.get("BOT_SETTINGS", "settings.toml"))
+
+
+def with_mode(settings: Settings, mode: Literal["polling", "webhook"] | None) -> Settings:
+    """The settings with [telegram] mode set to `mode` (None: as configured); a copy, so
+    the settings read at start stay what was configured."""
+    if mode is None or mode == settings.telegram.mode:
+        return settings
+    telegram = settings.telegram.model_copy(update={"mode": mode})
+    return settings.model_copy(update={"telegram": telegram})
 
 
 class ConfigError(Exception):
@@ -219,7 +239,7 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = [f"{_setting_name(err['loc'])}: {err['msg']}" for err in exc.errors()]
+        problems = [_problem(err["loc"], err["msg"]) for err in exc.errors()]
         raise ConfigError("; ".join(problems)) from None
     except (OSError, ValueError) as exc:  # unreadable or invalid TOML
         raise ConfigError(f"{path}: {type(exc).__name__}: {exc}") from None
@@ -235,6 +255,13 @@ _ENV_NAMES = {
     "telegram_webhook_secret": "TELEGRAM_WEBHOOK_SECRET",
     "TELEGRAM_WEBHOOK_SECRET": "TELEGRAM_WEBHOOK_SECRET",
 }
+
+
+def _problem(loc: tuple[int | str, ...], message: str) -> str:
+    # pydantic prefixes the messages of our own checks; the setting's name says enough
+    message = message.removeprefix("Value error, ")
+    # a check of the whole model names its setting itself
+    return f"{_setting_name(loc)}: {message}" if loc else message
 
 
 def _setting_name(loc: tuple[int | str, ...]) -> str:

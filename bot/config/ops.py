@@ -51,8 +51,9 @@ class WebhookSettings(BaseModel):
 
 class MetricsSettings(BaseModel):
     # Port of /metrics, /healthz and /readyz; 0 turns them off. In webhook mode the same
-    # port as [webhook] port serves them from the webhook's web server.
-    port: int = Field(default=9090, ge=0, le=65535)
+    # port as [webhook] port serves them from the webhook's web server. Not 9090:
+    # that is Prometheus' own (see settings.toml).
+    port: int = Field(default=9464, ge=0, le=65535)
     host: str = "0.0.0.0"
     # Seconds a /readyz answer is reused, so frequent probes do not hammer Redis and Telegram.
     readiness_cache: float = Field(default=5.0, ge=0)

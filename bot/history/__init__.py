@@ -13,10 +13,6 @@ from bot.history.base import (
     HistoryStore,
     HistoryUnavailable,
     Persona,
-    Rider,
-    Role,
-    StoredMessage,
-    riding,
 )
 from bot.history.memory_store import MemoryHistoryStore
 from bot.history.redis_store import RedisHistoryStore
@@ -31,12 +27,8 @@ __all__ = [
     "MemoryHistoryStore",
     "Persona",
     "RedisHistoryStore",
-    "Rider",
-    "Role",
-    "StoredMessage",
     "create_history_store",
     "create_redis_client",
-    "riding",
 ]
 
 # Redis answers in well under a millisecond; a few seconds without a byte means it is

@@ -2,45 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol, get_args
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, get_args
 
 from bot.keys import ConversationKey
-from bot.tokens import message_tokens
+from bot.messages import Message, Role
 
 __all__ = [
     "ConversationContext",
     "HistoryStore",
     "HistoryUnavailable",
+    "Message",
     "Persona",
-    "Rider",
     "Role",
-    "StoredMessage",
-    "riding",
 ]
 
-Role = Literal["user", "assistant"]
 _ROLES: frozenset[str] = frozenset(get_args(Role))
 
 
 # The name is part of the agreed interface, hence no Error suffix.
 class HistoryUnavailable(Exception):
     """The history storage cannot be reached right now; the turn cannot be served."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    """One stored turn half; `tokens` is the estimate made when it was appended."""
-
-    role: Role
-    content: str
-    tokens: int
-
-    @classmethod
-    def from_text(cls, role: Role, content: str) -> StoredMessage:
-        """A message whose token count is `message_tokens(content)`, the usual choice."""
-        return cls(role, content, message_tokens(content))
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,56 +44,26 @@ class ConversationContext:
     # the topic's own persona, else the chat's (thread None), else None
     persona: Persona | None
     # the newest stored messages whose tokens fit the budget, oldest first
-    messages: list[StoredMessage]
+    messages: list[Message]
     # older messages exist that did not fit
     truncated: bool
-
-
-class Rider(Protocol):
-    """Another part's small Redis command (the journal of turns in progress, the claim of
-    an update) that a store on Redis sends in the same round trip as its own script,
-    instead of in one of its own.
-
-    The store reports the outcome with `landed`: the command's reply, or an exception: an
-    error reply, or the failure of the whole exchange (a write may then have been applied
-    or not). A store without Redis never calls `landed`; the rider's owner then sees it
-    unsent and sends it itself.
-    """
-
-    def command(self) -> tuple[str, ...]:
-        """The Redis command and its arguments, e.g. ``("HDEL", key, field)``."""
-        ...
-
-    def landed(self, reply: object) -> None: ...
-
-
-def riding(*riders: Rider | None) -> list[Rider]:
-    """The riders that are there (their owners hand out None when nothing is to send)."""
-    return [rider for rider in riders if rider is not None]
+    # the chat's preferences as stored (`bot.preferences` reads them)
+    preferences: Mapping[str, str] = field(default_factory=dict)
 
 
 class HistoryStore(Protocol):
-    """Conversation history, personas and per-chat flags.
+    """Conversation history, personas and per-chat preferences.
 
     Every method may raise `HistoryUnavailable` when the backing storage is unreachable.
     """
 
-    async def load_context(
-        self, key: ConversationKey, budget_tokens: int, *, riders: Sequence[Rider] = ()
-    ) -> ConversationContext:
-        """The effective persona and the newest messages that fit `budget_tokens` with it;
-        `riders` go along with the read, whether the read succeeds or not."""
+    async def load_context(self, key: ConversationKey, budget_tokens: int) -> ConversationContext:
+        """The effective persona, the chat's preferences and the newest messages that fit
+        `budget_tokens` with the persona, in one read."""
         ...
 
-    async def append(
-        self,
-        key: ConversationKey,
-        messages: Sequence[StoredMessage],
-        *,
-        riders: Sequence[Rider] = (),
-    ) -> None:
-        """Store all `messages` at the end, atomically, then trim to the store's maximum;
-        `riders` go along, whether the append succeeds or not."""
+    async def append(self, key: ConversationKey, messages: Sequence[Message]) -> None:
+        """Store all `messages` at the end, atomically, then trim to the store's maximum."""
         ...
 
     async def clear(self, key: ConversationKey) -> None:
@@ -129,12 +82,12 @@ class HistoryStore(Protocol):
         """Replace this scope's persona; None deletes it."""
         ...
 
-    async def get_chat_flag(self, chat_id: int, name: str) -> bool | None:
-        """A per-chat boolean setting such as "listen"; None when never set."""
+    async def get_preferences(self, chat_id: int) -> Mapping[str, str]:
+        """The chat's stored preferences, by name (`bot.preferences` gives them types)."""
         ...
 
-    async def set_chat_flag(self, chat_id: int, name: str, value: bool | None) -> None:
-        """Set a per-chat boolean setting; None removes it (back to the default)."""
+    async def set_preference(self, chat_id: int, name: str, value: str | None) -> None:
+        """Store one preference of the chat; None removes it (back to the default)."""
         ...
 
     async def ping(self) -> bool:
@@ -146,13 +99,13 @@ class HistoryStore(Protocol):
         ...
 
 
-def validate_messages(messages: Sequence[StoredMessage]) -> None:
+def validate_messages(messages: Sequence[Message]) -> None:
     """Reject the whole batch before anything is written, so appends stay all-or-nothing."""
     for message in messages:
         if message.role not in _ROLES:
             raise ValueError(f"cannot store a message with role {message.role!r}")
-        if not isinstance(message.content, str):
-            raise TypeError("message content must be str")
+        if not isinstance(message.parts, tuple) or not message.parts:
+            raise TypeError("message parts must be a non-empty tuple")
         if message.tokens < 0:
             raise ValueError("message tokens must not be negative")
 
@@ -164,12 +117,12 @@ def validate_persona(persona: Persona) -> None:
 
 
 def newest_that_fit(
-    newest_first: Iterable[StoredMessage], budget_tokens: int
-) -> tuple[list[StoredMessage], bool]:
+    newest_first: Iterable[Message], budget_tokens: int
+) -> tuple[list[Message], bool]:
     """The longest run of newest messages within the budget (oldest first), and whether
     older ones were left out. Stops at the first message that does not fit: a gap in the
     middle of a conversation would confuse the model more than a shorter history."""
-    kept: list[StoredMessage] = []
+    kept: list[Message] = []
     used = 0
     for message in newest_first:
         if used + message.tokens > budget_tokens:

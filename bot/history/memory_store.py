@@ -6,18 +6,17 @@ trimmed by `max_messages` or cleared) and memory grows with the number of conver
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from bot.history.base import (
     ConversationContext,
     Persona,
-    Rider,
-    StoredMessage,
     newest_that_fit,
     validate_messages,
     validate_persona,
 )
 from bot.keys import ConversationKey
+from bot.messages import Message
 
 __all__ = ["MemoryHistoryStore"]
 
@@ -29,9 +28,9 @@ class MemoryHistoryStore:
         if max_messages < 1:
             raise ValueError("max_messages must be at least 1")
         self._max_messages = max_messages
-        self._messages: dict[ConversationKey, list[StoredMessage]] = {}
+        self._messages: dict[ConversationKey, list[Message]] = {}
         self._personas: dict[ConversationKey, Persona] = {}
-        self._flags: dict[tuple[int, str], bool] = {}
+        self._preferences: dict[int, dict[str, str]] = {}
 
     def _persona(self, key: ConversationKey, inherit: bool) -> Persona | None:
         persona = self._personas.get(key)
@@ -39,24 +38,21 @@ class MemoryHistoryStore:
             persona = self._personas.get(key.chat)
         return persona
 
-    async def load_context(
-        self, key: ConversationKey, budget_tokens: int, *, riders: Sequence[Rider] = ()
-    ) -> ConversationContext:
-        """See `HistoryStore.load_context`; riders are left unsent (there is no Redis)."""
+    async def load_context(self, key: ConversationKey, budget_tokens: int) -> ConversationContext:
+        """See `HistoryStore.load_context`."""
         persona = self._persona(key, inherit=True)
         if persona is not None:
             budget_tokens -= persona.tokens
         messages, truncated = newest_that_fit(reversed(self._messages.get(key, ())), budget_tokens)
-        return ConversationContext(persona=persona, messages=messages, truncated=truncated)
+        return ConversationContext(
+            persona=persona,
+            messages=messages,
+            truncated=truncated,
+            preferences=dict(self._preferences.get(key.chat_id, {})),
+        )
 
-    async def append(
-        self,
-        key: ConversationKey,
-        messages: Sequence[StoredMessage],
-        *,
-        riders: Sequence[Rider] = (),
-    ) -> None:
-        """See `HistoryStore.append`; riders are left unsent (there is no Redis)."""
+    async def append(self, key: ConversationKey, messages: Sequence[Message]) -> None:
+        """See `HistoryStore.append`."""
         validate_messages(messages)
         if not messages:
             return
@@ -85,16 +81,19 @@ class MemoryHistoryStore:
         validate_persona(persona)
         self._personas[key] = persona
 
-    async def get_chat_flag(self, chat_id: int, name: str) -> bool | None:
-        """See `HistoryStore.get_chat_flag`."""
-        return self._flags.get((chat_id, name))
+    async def get_preferences(self, chat_id: int) -> Mapping[str, str]:
+        """See `HistoryStore.get_preferences`."""
+        return dict(self._preferences.get(chat_id, {}))
 
-    async def set_chat_flag(self, chat_id: int, name: str, value: bool | None) -> None:
-        """See `HistoryStore.set_chat_flag`."""
+    async def set_preference(self, chat_id: int, name: str, value: str | None) -> None:
+        """See `HistoryStore.set_preference`."""
+        chat = self._preferences.setdefault(chat_id, {})
         if value is None:
-            self._flags.pop((chat_id, name), None)
+            chat.pop(name, None)
         else:
-            self._flags[(chat_id, name)] = value
+            chat[name] = value
+        if not chat:
+            del self._preferences[chat_id]
 
     async def ping(self) -> bool:
         """Always True: the store is this process."""

@@ -1,18 +1,13 @@
-"""The Redis history store: one list per conversation, one hash per persona scope.
+"""The Redis history store: one list per conversation, one hash per persona scope, one
+settings hash per chat (its preferences).
 
-A list entry is ``<tokens>\\t<u|a>\\t<content>``: the first two fields hold no tab, so the
-content may contain anything, and a Lua script can read the token count with an anchored
-pattern instead of decoding the message.
-
-A turn costs two round trips here: the context read and the append, each one script
-call. Another part's small write (a `Rider`: the journal recording the turn, then
-clearing it) goes in the same pipeline as the script rather than in a round trip of its
-own. It is not passed to the script: its key is bot-wide, in another Cluster slot.
+List entries are described in `bot.history.entries`. A turn costs two round trips here:
+the context read and the append, each one script call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 from uuid import uuid4
@@ -25,26 +20,22 @@ from bot.history.base import (
     ConversationContext,
     HistoryUnavailable,
     Persona,
-    Rider,
-    Role,
-    StoredMessage,
     validate_messages,
     validate_persona,
 )
+from bot.history.entries import decode_entry, encode_entry
 from bot.keys import ConversationKey, Keys
-from bot.redis_batch import ScriptCall, send_together
+from bot.messages import Message
 
 __all__ = ["RedisHistoryStore"]
 
-_ROLE_CODES: dict[str, Role] = {"u": "user", "a": "assistant"}
-_CODES: dict[str, str] = {role: code for code, role in _ROLE_CODES.items()}
 _PERSONA_FIELDS = ("text", "tokens", "set_by", "set_at", "preset")
 # An append retried by the client after a lost reply must not store the turn twice; the
 # marker only has to outlive the client's retries.
 _APPEND_MARKER_TTL = 120
 
-# KEYS: topic persona, chat persona (same key for thread None), message list.
-# ARGV: budget in tokens.
+# KEYS: topic persona, chat persona (same key for thread None), message list, chat
+# settings. ARGV: budget in tokens.
 # Pages from the tail grow from 32 entries to 1024, so a small budget costs one short
 # LRANGE however long the list is, and a large one a handful of calls. A short page is
 # the head of the list (LRANGE clamps a range reaching past it), so no LLEN is needed.
@@ -83,7 +74,7 @@ while true do
   seen = seen + page
   page = math.min(page * 2, 1024)
 end
-return {persona, truncated, out}
+return {persona, truncated, out, redis.call('HGETALL', KEYS[4])}
 """
 
 # KEYS: message list, idempotency marker. ARGV: max messages, idle ttl (0: none),
@@ -110,17 +101,6 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def encode_entry(message: StoredMessage) -> str:
-    """The list entry for a message."""
-    return f"{message.tokens}\t{_CODES[message.role]}\t{message.content}"
-
-
-def decode_entry(entry: bytes | str) -> StoredMessage:
-    """The message of a list entry."""
-    tokens, code, content = _text(entry).split("\t", 2)
-    return StoredMessage(role=_ROLE_CODES[code], content=content, tokens=int(tokens))
-
-
 def _decode_persona(values: Sequence[Any]) -> Persona | None:
     if not values or values[0] is None:
         return None
@@ -132,6 +112,11 @@ def _decode_persona(values: Sequence[Any]) -> Persona | None:
         set_at=float(set_at) if set_at is not None else 0.0,
         preset=_text(preset) if preset is not None else None,
     )
+
+
+def _pairs(flat: Sequence[bytes | str]) -> dict[str, str]:
+    """HGETALL's reply inside a script: name, value, name, value..."""
+    return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
 
 
 @contextmanager
@@ -172,66 +157,35 @@ class RedisHistoryStore:
         self._load_script = redis.register_script(_LOAD_CONTEXT)
         self._append_script = redis.register_script(_APPEND)
 
-    async def load_context(
-        self, key: ConversationKey, budget_tokens: int, *, riders: Sequence[Rider] = ()
-    ) -> ConversationContext:
-        """See `HistoryStore.load_context`; one script call, reading only the needed tail,
-        and `riders` in the same round trip."""
+    async def load_context(self, key: ConversationKey, budget_tokens: int) -> ConversationContext:
+        """See `HistoryStore.load_context`; one script call, reading only the needed tail."""
         keys = [
             self._keys.persona(key),
             self._keys.persona(key.chat),
             self._keys.messages(key),
+            self._keys.chat_settings(key.chat_id),
         ]
-        call = ScriptCall(self._load_script, keys, [budget_tokens])
         with _unavailable():
-            persona, truncated, entries = await self._run(call, riders)
+            persona, truncated, entries, settings = await self._load_script(
+                keys=keys, args=[budget_tokens]
+            )
         return ConversationContext(
             persona=_decode_persona(persona),
             messages=[decode_entry(entry) for entry in reversed(entries)],
             truncated=bool(truncated),
+            preferences=_pairs(settings),
         )
 
-    async def append(
-        self,
-        key: ConversationKey,
-        messages: Sequence[StoredMessage],
-        *,
-        riders: Sequence[Rider] = (),
-    ) -> None:
-        """See `HistoryStore.append`; one script call, so all messages land or none, and
-        `riders` in the same round trip."""
+    async def append(self, key: ConversationKey, messages: Sequence[Message]) -> None:
+        """See `HistoryStore.append`; one script call, so all messages land or none."""
         validate_messages(messages)
-        call: ScriptCall | None = None
-        if messages:
-            marker = self._keys.append_marker(key, uuid4().hex)
-            args: list[str | int] = [self._max_messages, self._idle_ttl, _APPEND_MARKER_TTL]
-            args.extend(encode_entry(message) for message in messages)
-            call = ScriptCall(self._append_script, [self._keys.messages(key), marker], args)
+        if not messages:
+            return
+        marker = self._keys.append_marker(key, uuid4().hex)
+        args: list[str | int] = [self._max_messages, self._idle_ttl, _APPEND_MARKER_TTL]
+        args.extend(encode_entry(message) for message in messages)
         with _unavailable():
-            await self._run(call, riders)
-
-    async def _run(self, call: ScriptCall | None, riders: Sequence[Rider]) -> Any:
-        """The script's reply (its error raised); each rider's outcome goes to that rider
-        alone."""
-        if not riders:
-            return None if call is None else await call.script(keys=call.keys, args=call.args)
-        # Riders first: MONITOR shows a script's line before the script runs, so the lines
-        # come back to back, and the bench counts them as one round trip.
-        sent: list[ScriptCall | tuple[str, ...]] = [rider.command() for rider in riders]
-        if call is not None:
-            sent.append(call)
-        try:
-            replies = await send_together(self._redis, sent)
-        except BaseException as exc:
-            for rider in riders:
-                rider.landed(exc)
-            raise
-        for rider, landed in zip(riders, replies, strict=False):
-            rider.landed(landed)
-        reply = replies[-1] if call is not None else None
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
+            await self._append_script(keys=[self._keys.messages(key), marker], args=args)
 
     async def clear(self, key: ConversationKey) -> None:
         """See `HistoryStore.clear`."""
@@ -282,20 +236,20 @@ class RedisHistoryStore:
                 pipe.hset(name, mapping=mapping)
                 await pipe.execute()
 
-    async def get_chat_flag(self, chat_id: int, name: str) -> bool | None:
-        """See `HistoryStore.get_chat_flag`."""
+    async def get_preferences(self, chat_id: int) -> Mapping[str, str]:
+        """See `HistoryStore.get_preferences`."""
         with _unavailable():
-            value = await self._redis.hget(self._keys.chat_settings(chat_id), name)
-        return None if value is None else _text(value) == "1"
+            values = await self._redis.hgetall(self._keys.chat_settings(chat_id))
+        return {_text(name): _text(value) for name, value in values.items()}
 
-    async def set_chat_flag(self, chat_id: int, name: str, value: bool | None) -> None:
-        """See `HistoryStore.set_chat_flag`."""
+    async def set_preference(self, chat_id: int, name: str, value: str | None) -> None:
+        """See `HistoryStore.set_preference`."""
         settings = self._keys.chat_settings(chat_id)
         with _unavailable():
             if value is None:
                 await self._redis.hdel(settings, name)
             else:
-                await self._redis.hset(settings, name, "1" if value else "0")
+                await self._redis.hset(settings, name, value)
 
     async def ping(self) -> bool:
         """See `HistoryStore.ping`."""

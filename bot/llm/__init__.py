@@ -1,12 +1,24 @@
 """The GLM client: the synchronous zhipuai SDK bridged to async streaming, errors mapped.
 
-``client`` is the entry point; ``transport`` and ``generation`` carry each request over
-aiohttp on the event loop; ``sse`` decodes Zhipu's event stream; ``errors`` maps every
-failure to an ``ErrorKind`` and holds the retry policy.
+``client`` is the entry point; ``request`` holds the options and builds the SDK call;
+``events`` the typed stream events; ``transport`` and ``generation`` carry each request
+over aiohttp on the event loop; ``sse`` decodes Zhipu's event stream; ``errors`` maps
+every failure to an ``ErrorKind`` and holds the retry policy. The SDK is imported only
+inside this package.
 """
 
-from bot.llm.client import GLMClient, GLMOptions, StreamEnd, StreamEvent, TextDelta, Usage
+from bot.llm.client import GLMClient
 from bot.llm.errors import BUSINESS_CODES, RETRYABLE_KINDS, ErrorKind, GLMError
+from bot.llm.events import (
+    ReasoningDelta,
+    SearchResult,
+    SearchResults,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+from bot.llm.request import GLMOptions, Messages
 
 __all__ = [
     "BUSINESS_CODES",
@@ -15,6 +27,10 @@ __all__ = [
     "GLMClient",
     "GLMError",
     "GLMOptions",
+    "Messages",
+    "ReasoningDelta",
+    "SearchResult",
+    "SearchResults",
     "StreamEnd",
     "StreamEvent",
     "TextDelta",

@@ -6,7 +6,7 @@ HTTP errors to its exceptions, but its httpx client does the HTTP through
 network and is made on the loop itself (about 0.3 ms of Python per request; see the
 transport for why not in threads). The SSE body is then read on the loop
 (``bot.llm.generation``): no thread wakes per token, and each read takes all that has
-arrived, yielded as one TextDelta (a slow or busy consumer gets merged text).
+arrived, yielded as one event per kind (a slow or busy consumer gets merged text).
 
 Cancelling the consumer (task cancellation, ``aclose()`` of the iterator, or ``break``
 once the generator is dropped) closes the HTTP connection at once, also while the
@@ -19,78 +19,48 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import httpx
 import zhipuai
 
 from bot.llm.errors import ErrorKind, GLMError, retry_policy
-from bot.llm.generation import Generation
+from bot.llm.events import StreamEnd, StreamEvent, Usage
+from bot.llm.generation import Delta, Generation
+from bot.llm.request import GLMOptions, Messages, build_request
 from bot.llm.transport import AiohttpTransport
 
-__all__ = [
-    "GLMClient",
-    "GLMOptions",
-    "StreamEnd",
-    "StreamEvent",
-    "TextDelta",
-    "Usage",
-]
+__all__ = ["GLMClient"]
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-
-@dataclass(frozen=True, slots=True)
-class TextDelta:
-    """A piece of answer text (``delta.content``; reasoning is not shown)."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class StreamEnd:
-    # "stop" | "length" | "sensitive" | "network_error" | "model_context_window_exceeded"
-    # | "tool_calls" | None (the stream ended without saying why)
-    finish_reason: str | None
-    usage: Usage | None
-
-
-StreamEvent = TextDelta | StreamEnd
-
-
-@dataclass(frozen=True)
-class GLMOptions:
-    model: str
-    max_tokens: int
-    temperature: float
-    # Sent only when Zhipu would accept it (6 to 128 characters).
-    user_id: str | None = None
-
-
 def _outcome(generation: Generation) -> StreamEnd:
+    """The end of a stream that ended well; finish reasons that mean failure raise."""
+    reason = generation.finish_reason
+    if reason == "network_error":
+        raise GLMError(ErrorKind.NETWORK, "generation failed (finish_reason=network_error)")
+    if reason == "model_context_window_exceeded":
+        raise GLMError(ErrorKind.PROMPT_TOO_LONG, "finish_reason=model_context_window_exceeded")
     usage = generation.usage
-    return StreamEnd(generation.finish_reason, Usage(*usage) if usage is not None else None)
+    return StreamEnd(reason, Usage(*usage) if usage is not None else None)
 
 
 class GLMClient:
     """Concurrency-bounded streaming chat completions; see the module docstring.
 
-    ``retry_attempts`` counts attempts (1 means no retry); ``retry_max_seconds`` bounds
-    the total time slept between attempts (each attempt is bounded by the timeouts).
-    Retries happen only for retryable kinds and only before any text was yielded.
-    Connecting, sending and the response headers together are bounded by
-    ``connect_timeout + read_timeout``, the first chunk after the headers by
-    ``read_timeout``, every later gap between chunks by ``stall_timeout``.
+    ``retry_attempts`` counts attempts (1 means no retry); no retry starts once
+    ``retry_max_seconds`` have passed since the call began. Retries happen only for
+    retryable kinds and only before any event was yielded, and a retry is cut to what is
+    left of ``retry_max_seconds`` counted from the call, so
+    the wait for a first event stays within the larger of one attempt's bound and the
+    budget. Connecting, sending and the response headers together are bounded by
+    ``connect_timeout + read_timeout``, the first chunk after the headers by the smaller
+    of ``read_timeout`` and ``stall_timeout``, every later gap between chunks by
+    ``stall_timeout``.
     """
 
     def __init__(
@@ -143,29 +113,36 @@ class GLMClient:
         return len(self._generations)
 
     async def stream(
-        self, messages: list[dict[str, str]], options: GLMOptions
-    ) -> AsyncIterator[StreamEvent]:
-        """TextDelta pieces in order, then one StreamEnd; raises GLMError on failure.
+        self, messages: Messages, options: GLMOptions
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """ReasoningDelta, SearchResults and TextDelta events as they arrive, then one
+        StreamEnd; raises GLMError on failure.
 
-        A ``network_error`` finish before any text is raised as GLMError(NETWORK) (and
-        retried); after text it is reported in StreamEnd like ``sensitive`` or ``length``.
+        A stream cut short (its body ended without ``[DONE]`` or a finish_reason, or it
+        finished with ``network_error``) raises GLMError(NETWORK): retried when nothing
+        was yielded yet, else the answer was interrupted. ``model_context_window_exceeded``
+        raises GLMError(PROMPT_TOO_LONG). ``sensitive`` and ``length`` end in StreamEnd.
         """
-        request = self._request(messages, options)
+        request = build_request(messages, options)
         retrying = retry_policy(
             attempts=self._retry_attempts,
             max_seconds=self._retry_max_seconds,
             initial_wait=self._retry_initial_wait,
             log=logger,
         )
-        opened: tuple[Generation, str | None] = await retrying(self._open, request)
+        give_up_at = asyncio.get_running_loop().time() + self._retry_max_seconds
+        opened: tuple[Generation, list[Delta] | None] = await retrying(
+            self._open, request, give_up_at, itertools.count()
+        )
         # Not kept for the seconds the answer streams: the request holds a copy of the
         # whole prompt, and a thousand answers stream at once.
         del request, retrying
-        generation, text = opened
+        generation, events = opened
         try:
-            while text is not None:
-                yield TextDelta(text)
-                text = await generation.next_text()
+            while events is not None:
+                for event in events:
+                    yield event
+                events = await generation.next_events()
             yield _outcome(generation)
             await generation.finish()
         finally:
@@ -183,29 +160,21 @@ class GLMClient:
 
     # internals
 
-    def _request(self, messages: list[dict[str, str]], options: GLMOptions) -> dict[str, Any]:
-        request: dict[str, Any] = {
-            "model": options.model,
-            # copies: the SDK rewrites message dicts in place (image data prefixes)
-            "messages": [dict(message) for message in messages],
-            "stream": True,
-            "max_tokens": options.max_tokens,
-            "temperature": options.temperature,
-        }
-        if options.user_id is not None and 6 <= len(options.user_id) <= 128:
-            request["user_id"] = options.user_id
-        return request
+    async def _open(
+        self, request: dict[str, Any], give_up_at: float, tries: Iterator[int]
+    ) -> tuple[Generation, list[Delta] | None]:
+        """One attempt, up to the first events (or the end): everything retry may redo.
 
-    async def _open(self, request: dict[str, Any]) -> tuple[Generation, str | None]:
-        """One attempt, up to the first text (or the end): everything retry may redo."""
+        The first attempt has its own timeouts; a retry only what the budget left."""
+        until = give_up_at if next(tries) else None
         generation = await self._begin()
         try:
             create = functools.partial(self._sdk.chat.completions.create, **request)
-            await generation.start(create)
-            text = await generation.next_text()
-            if text is None and generation.finish_reason == "network_error":
+            await generation.start(create, until)
+            events = await generation.next_events()
+            if events is None and generation.finish_reason == "network_error":
                 raise GLMError(ErrorKind.NETWORK, "generation failed (finish_reason=network_error)")
-            return generation, text
+            return generation, events
         except BaseException:
             generation.close()
             raise

@@ -219,14 +219,20 @@ def error_from_stream_event(data: object, *, secret: str) -> GLMError:
     return GLMError(kind, redact(message or "error event in stream", secret), code=code)
 
 
-class _SleepBudget(tenacity.stop.stop_base):
-    """Stop once the waits between attempts have used up the budget."""
+def _elapsed(retry_state: tenacity.RetryCallState) -> float:
+    return retry_state.seconds_since_start or 0.0
+
+
+class _TimeBudget(tenacity.stop.stop_base):
+    """Stop when the next attempt would start with nothing left of the budget, counted
+    from the first attempt (the attempts' own time included, not only the waits)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        return retry_state.idle_for >= self.seconds
+        # tenacity computes the wait before asking whether to stop
+        return _elapsed(retry_state) + retry_state.upcoming_sleep >= self.seconds
 
 
 class _BudgetedWait(tenacity.wait.wait_base):
@@ -237,7 +243,7 @@ class _BudgetedWait(tenacity.wait.wait_base):
         self.budget = budget
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        left = max(0.0, self.budget - retry_state.idle_for)
+        left = max(0.0, self.budget - _elapsed(retry_state))
         return min(self.backoff(retry_state), left)
 
 
@@ -248,8 +254,9 @@ def _is_retryable(exc: BaseException) -> bool:
 def retry_policy(
     *, attempts: int, max_seconds: float, initial_wait: float, log: logging.Logger
 ) -> tenacity.AsyncRetrying:
-    """Retry retryable GLMErrors: at most ``attempts`` attempts, and at most
-    ``max_seconds`` slept between them in total (each attempt is bounded by timeouts)."""
+    """Retry retryable GLMErrors: at most ``attempts`` attempts, none started once
+    ``max_seconds`` have passed since the first began (the caller cuts each retry's
+    own waiting to that budget too)."""
 
     def log_retry(retry_state: tenacity.RetryCallState) -> None:
         outcome = retry_state.outcome
@@ -261,7 +268,7 @@ def retry_policy(
         )
 
     return tenacity.AsyncRetrying(
-        stop=tenacity.stop_after_attempt(max(1, attempts)) | _SleepBudget(max_seconds),
+        stop=tenacity.stop_after_attempt(max(1, attempts)) | _TimeBudget(max_seconds),
         wait=_BudgetedWait(initial_wait, max_seconds),
         retry=tenacity.retry_if_exception(_is_retryable),
         before_sleep=log_retry,

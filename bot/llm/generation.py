@@ -12,18 +12,51 @@ from typing import Any
 import aiohttp
 
 from bot.llm.errors import ErrorKind, GLMError, error_from_exception, error_from_stream_event
+from bot.llm.events import ReasoningDelta, SearchResults, TextDelta
 from bot.llm.sse import SSEDecoder, parse_chunk
 from bot.llm.transport import Exchange, to_httpx_error
 
-__all__ = ["Generation"]
+__all__ = ["Delta", "Generation"]
+
+Delta = TextDelta | ReasoningDelta | SearchResults
 
 # How long a finished answer waits for the end of its body, so that the connection goes
 # back to the pool instead of being closed (the end normally follows [DONE] at once).
 _DRAIN_TIMEOUT = 1.0
 
 
+class _Batch:
+    """The events of one read, text and reasoning of consecutive chunks merged."""
+
+    __slots__ = ("_events", "_kind", "_pieces")
+
+    def __init__(self) -> None:
+        self._events: list[Delta] = []
+        self._kind: type[TextDelta] | type[ReasoningDelta] = TextDelta
+        self._pieces: list[str] = []
+
+    def text(self, kind: type[TextDelta] | type[ReasoningDelta], piece: str) -> None:
+        if kind is not self._kind:
+            self._flush()
+            self._kind = kind
+        self._pieces.append(piece)
+
+    def add(self, event: SearchResults) -> None:
+        self._flush()
+        self._events.append(event)
+
+    def events(self) -> list[Delta]:
+        self._flush()
+        return self._events
+
+    def _flush(self) -> None:
+        if self._pieces:
+            self._events.append(self._kind("".join(self._pieces)))
+            self._pieces = []
+
+
 class Generation:
-    """One attempt: ``start()``, ``next_text()`` until None, ``finish()``; ``close()``
+    """One attempt: ``start()``, ``next_events()`` until None, ``finish()``; ``close()``
     always (it also frees the concurrency slot, through ``on_release``)."""
 
     def __init__(
@@ -51,7 +84,7 @@ class Generation:
         self._expired = False
         self._got_chunk = False
         self._finish_reason: str | None = None
-        self._usage: tuple[int, int, int] | None = None
+        self._usage: tuple[int, int, int, int] | None = None
         # raised once the text that came before it has been taken
         self._error: GLMError | None = None
         self._done = False
@@ -59,12 +92,16 @@ class Generation:
         self._closed_error: GLMError | None = None
         self._released = False
 
-    async def start(self, create: Callable[[], Any]) -> None:
+    async def start(self, create: Callable[[], Any], until: float | None = None) -> None:
         """Have the SDK send the request; return as soon as the headers of a successful
-        response are in (else raise the SDK's error, as GLMError)."""
+        response are in (else raise the SDK's error, as GLMError).
+
+        ``until`` (loop time) cuts the wait for the headers and for the first chunk
+        short (a retry within what is left of the retry budget)."""
         try:
             self._exchange.call(create)
-            outcome = await self._exchange.response_ready()
+            async with asyncio.timeout_at(until):
+                outcome = await self._exchange.response_ready()
             if not isinstance(outcome, aiohttp.ClientResponse):
                 if self._closed:
                     raise self._closed_error or GLMError(
@@ -74,6 +111,9 @@ class Generation:
                 raise GLMError(ErrorKind.UNKNOWN, "the SDK accepted a failed response")
         except (GLMError, asyncio.CancelledError):
             raise
+        except TimeoutError:
+            self._exchange.abort()
+            raise GLMError(ErrorKind.TIMEOUT, "no response within the retry budget") from None
         except Exception as exc:
             error = error_from_exception(exc, secret=self._secret, after_first_chunk=False)
             raise error from error.__cause__
@@ -81,10 +121,16 @@ class Generation:
             outcome.close()
             raise self._closed_error or GLMError(ErrorKind.UNKNOWN, "the request was dropped")
         self._response = outcome
-        self._deadline = self._loop.time() + self._read_timeout
+        # The first chunk may take as long as a read, but no longer than a stall: a
+        # server that sends headers and then nothing is a stall (issue 14.2).
+        first = self._loop.time() + min(self._read_timeout, self._stall_timeout)
+        self._deadline = first if until is None else min(first, until)
 
-    async def next_text(self) -> str | None:
-        """All text that arrived since the last call, waiting for some; None at the end."""
+    async def next_events(self) -> list[Delta] | None:
+        """All that arrived since the last call, waiting for some; None at the end.
+
+        A body that ends without ``[DONE]`` and without a finish_reason is an answer cut
+        short (GLMError NETWORK), not a complete one."""
         response = self._response
         assert response is not None
         while True:
@@ -104,7 +150,7 @@ class Generation:
             try:
                 if response.content_type == "application/json":
                     # a whole completion (or an error) where a stream was asked for
-                    return self._take_completion(await response.read())
+                    return self._take_completion(await response.read()) or None
                 data = await response.content.readany()
             except (aiohttp.ClientError, OSError) as exc:
                 if self._closed_error is not None:
@@ -118,15 +164,14 @@ class Generation:
             finally:
                 self._reading = False
             if data:
-                text = self._take(self._decoder.feed(data))
+                events = self._take(self._decoder.feed(data))
             else:
-                text = self._take(self._decoder.flush())
-                if not self._got_chunk and self._error is None:
-                    # a cleanly ended body without a single chunk: a server glitch
-                    self._error = GLMError(ErrorKind.SERVER, "the response held no answer")
+                events = self._take(self._decoder.flush())
+                if self._error is None and not self._done:
+                    self._error = self._cut_short()
                 self._done = True
-            if text:
-                return text
+            if events:
+                return events
 
     def _watch(self) -> None:
         """The deadline timer: cut a read that waits past it (waking it with an error).
@@ -149,8 +194,8 @@ class Generation:
         return self._finish_reason
 
     @property
-    def usage(self) -> tuple[int, int, int] | None:
-        """(prompt, completion, total) tokens, when the answer said."""
+    def usage(self) -> tuple[int, int, int, int] | None:
+        """(prompt, completion, total, reasoning) tokens, when the answer said."""
         return self._usage
 
     async def finish(self) -> None:
@@ -187,14 +232,23 @@ class Generation:
             self._released = True
             self._on_release(self)
 
+    def _cut_short(self) -> GLMError | None:
+        """What a body that ended before [DONE] means."""
+        if not self._got_chunk:
+            # a cleanly ended body without a single chunk: a server glitch
+            return GLMError(ErrorKind.SERVER, "the response held no answer")
+        if self._finish_reason is None:
+            return GLMError(ErrorKind.NETWORK, "the stream ended before the answer did")
+        return None  # said why it finished; only [DONE] was missing
+
     def _timed_out(self) -> GLMError:
         if self._got_chunk:
             return GLMError(ErrorKind.STALLED, f"no chunk for {self._stall_timeout:g}s mid-stream")
         return GLMError(ErrorKind.TIMEOUT, "the answer did not start in time")
 
-    def _take(self, events: list[tuple[str | None, bytes]]) -> str:
-        """The text of these events; notes the end, an error, finish_reason and usage."""
-        pieces: list[str] = []
+    def _take(self, events: list[tuple[str | None, bytes]]) -> list[Delta]:
+        """The deltas of these events; notes the end, an error, finish_reason and usage."""
+        batch = _Batch()
         noted = False
         for event, data in events:
             if data.startswith(b"[DONE]"):
@@ -209,13 +263,13 @@ class Generation:
             if event == "error" or (isinstance(chunk, dict) and chunk.get("error")):
                 self._error = error_from_stream_event(chunk, secret=self._secret)
                 break
-            self._note(chunk, pieces)
+            self._note(chunk, batch)
             noted = True
         if noted:
             self._deadline = self._loop.time() + self._stall_timeout
-        return "".join(pieces)
+        return batch.events()
 
-    def _take_completion(self, body: bytes) -> str:
+    def _take_completion(self, body: bytes) -> list[Delta]:
         self._done = True
         try:
             completion = json.loads(body)
@@ -223,15 +277,19 @@ class Generation:
             raise GLMError(ErrorKind.UNKNOWN, "malformed response") from None
         if isinstance(completion, dict) and completion.get("error"):
             raise error_from_stream_event(completion, secret=self._secret)
-        pieces: list[str] = []
-        self._note(completion, pieces)
-        return "".join(pieces)
+        batch = _Batch()
+        self._note(completion, batch)
+        return batch.events()
 
-    def _note(self, chunk: object, pieces: list[str]) -> None:
+    def _note(self, chunk: object, batch: _Batch) -> None:
         fields = parse_chunk(chunk)
         self._got_chunk = True
+        if fields.search is not None:
+            batch.add(SearchResults(fields.search))
+        if fields.reasoning:
+            batch.text(ReasoningDelta, fields.reasoning)
         if fields.text:
-            pieces.append(fields.text)
+            batch.text(TextDelta, fields.text)
         if fields.finish_reason is not None:
             self._finish_reason = fields.finish_reason
         if fields.usage is not None:

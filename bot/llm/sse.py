@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
+from bot.llm.events import SearchResult
+
 __all__ = ["ChunkFields", "SSEDecoder", "parse_chunk"]
 
 
@@ -20,9 +22,12 @@ class ChunkFields:
     """What glmbot uses of one chunk (or of a whole completion)."""
 
     text: str
+    reasoning: str
     finish_reason: str | None
-    # (prompt, completion, total) tokens
-    usage: tuple[int, int, int] | None
+    # (prompt, completion, total, reasoning) tokens
+    usage: tuple[int, int, int, int] | None
+    # the top-level ``web_search`` list, when the chunk has one
+    search: tuple[SearchResult, ...] | None = None
 
 
 class SSEDecoder:
@@ -90,27 +95,58 @@ def parse_chunk(chunk: object) -> ChunkFields:
     """The fields of one chunk as decoded JSON (or of a whole completion, whose choices
     hold a ``message`` instead of a ``delta``); unknown shapes are empty."""
     if not isinstance(chunk, dict):
-        return ChunkFields("", None, None)
-    text = ""
+        return _EMPTY
+    text = reasoning = ""
     finish_reason: str | None = None
     choices = chunk.get("choices")
     for choice in choices if isinstance(choices, list) else ():
         if not isinstance(choice, dict):
             continue
         delta = choice.get("delta") or choice.get("message")
-        content = delta.get("content") if isinstance(delta, dict) else None
-        if isinstance(content, str):
-            text += content
+        if isinstance(delta, dict):
+            content = delta.get("content")
+            if isinstance(content, str):
+                text += content
+            thought = delta.get("reasoning_content")
+            if isinstance(thought, str):
+                reasoning += thought
         reason = choice.get("finish_reason")
         if isinstance(reason, str) and reason:
             finish_reason = reason
-    usage = None
-    raw = chunk.get("usage")
-    if isinstance(raw, dict):
-        with contextlib.suppress(TypeError, ValueError):
-            usage = (
-                int(raw.get("prompt_tokens") or 0),
-                int(raw.get("completion_tokens") or 0),
-                int(raw.get("total_tokens") or 0),
-            )
-    return ChunkFields(text, finish_reason, usage)
+    raw = chunk.get("web_search")
+    search = _search_results(raw) if isinstance(raw, list) else None
+    return ChunkFields(text, reasoning, finish_reason, _usage(chunk.get("usage")), search)
+
+
+_EMPTY = ChunkFields("", "", None, None)
+
+
+def _usage(raw: object) -> tuple[int, int, int, int] | None:
+    if not isinstance(raw, dict):
+        return None
+    details = raw.get("completion_tokens_details")
+    with contextlib.suppress(TypeError, ValueError):
+        return (
+            int(raw.get("prompt_tokens") or 0),
+            int(raw.get("completion_tokens") or 0),
+            int(raw.get("total_tokens") or 0),
+            int(details.get("reasoning_tokens") or 0) if isinstance(details, dict) else 0,
+        )
+    return None
+
+
+def _search_results(raw: list[object]) -> tuple[SearchResult, ...]:
+    def field(item: dict[str, object], name: str) -> str:
+        value = item.get(name)
+        return value if isinstance(value, str) else ""
+
+    return tuple(
+        SearchResult(
+            title=field(item, "title"),
+            link=field(item, "link"),
+            refer=field(item, "refer"),
+            media=field(item, "media"),
+        )
+        for item in raw
+        if isinstance(item, dict)
+    )

@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bot.conversation import AnswerResult, Turn
+    from bot.turns.types import AnswerResult, Turn
 
 __all__ = ["answer_fields", "log_answer"]
 

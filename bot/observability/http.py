@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from bot.config import ConfigError
 from bot.observability.health import Readiness
 from bot.observability.metrics import Metrics
 
@@ -46,11 +47,18 @@ class ObservabilityServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self, host: str, port: int) -> int:
-        """Listen on host:port (0: any free port); returns the port."""
+        """Listen on host:port (0: any free port); returns the port. Raises ConfigError
+        when it cannot: the port is a setting, and a taken one needs the operator."""
         runner = web.AppRunner(self._app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # taken, or an address this machine does not have
+            await runner.cleanup()
+            raise ConfigError(
+                f"METRICS__PORT: cannot listen on {host}:{port}: {exc.strerror or exc}"
+            ) from None
         self._runner = runner
         return int(runner.addresses[0][1])
 

@@ -47,6 +47,18 @@ def secret_parts(token: str, api_key: str, redis_url: str | None) -> list[str]:
     return parts
 
 
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def resolve_log_level(value: str | None) -> str:
+    """LOG_LEVEL in any case ("debug" is DEBUG); raises ValueError naming LOG_LEVEL."""
+    level = (value or "INFO").strip().upper()
+    level = "WARNING" if level == "WARN" else level
+    if level not in _LEVELS:
+        raise ValueError("LOG_LEVEL: should be debug, info, warning, error or critical")
+    return level
+
+
 def setup_logging(level: str, secrets: Iterable[str], log_format: str = "text") -> None:
     """Log to stderr as readable text or, with ``log_format="json"``, one JSON object a line."""
     handler = logging.StreamHandler(sys.stderr)

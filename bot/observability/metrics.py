@@ -3,8 +3,8 @@
 A registry per app (not prometheus_client's global one) lets several apps run in one
 process, as the tests do. What feeds it:
 
-- `bot.observability.dispatcher_metrics`: updates by type and outcome, Bot API calls and
-  429s by method;
+- `bot.observability.dispatcher_metrics`: updates by type and outcome, unknown updates
+  (dropped), Bot API calls and 429s by method;
 - `Metrics.on_answered` (the conversation's after-answer hook): answers, latencies, tokens;
 - `Metrics.answer_failed` (the conversation's failed-answer hook): answers that ended in an
   unexpected exception, which no update handler waits for to count it as its error;
@@ -15,16 +15,15 @@ process, as the tests do. What feeds it:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+import contextlib
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from bot.llm import GLMError, GLMOptions, StreamEnd, StreamEvent
 from bot.observability.loop_lag import LoopLagMonitor
-
-if TYPE_CHECKING:
-    from bot.conversation import AnswerResult, ChatModel, Turn
+from bot.turns.types import AnswerResult, ChatModel, Turn
 
 __all__ = ["MeteredModel", "Metrics"]
 
@@ -45,6 +44,11 @@ class Metrics:
             "glmbot_updates",
             "Telegram updates, by type and outcome (handled, unhandled, error)",
             ["type", "outcome"],
+            registry=r,
+        )
+        self.updates_unknown = Counter(
+            "glmbot_updates_unknown",
+            "Updates of a type this bot does not know (a newer Bot API), dropped unread",
             registry=r,
         )
         self.answers = Counter(
@@ -170,20 +174,17 @@ class MeteredModel:
         self._metrics = metrics
 
     async def stream(
-        self, messages: list[dict[str, str]], options: GLMOptions
-    ) -> AsyncIterator[StreamEvent]:
-        stream = self._model.stream(messages, options)
+        self, messages: Sequence[Mapping[str, Any]], options: GLMOptions
+    ) -> AsyncGenerator[StreamEvent, None]:
         try:
-            async for event in stream:
-                if isinstance(event, StreamEnd) and event.usage is not None:
-                    tokens = self._metrics.tokens
-                    tokens.labels(options.model, "prompt").inc(event.usage.prompt_tokens)
-                    tokens.labels(options.model, "completion").inc(event.usage.completion_tokens)
-                yield event
+            async with contextlib.aclosing(self._model.stream(messages, options)) as stream:
+                async for event in stream:
+                    if isinstance(event, StreamEnd) and event.usage is not None:
+                        tokens = self._metrics.tokens
+                        tokens.labels(options.model, "prompt").inc(event.usage.prompt_tokens)
+                        completion = event.usage.completion_tokens
+                        tokens.labels(options.model, "completion").inc(completion)
+                    yield event
         except GLMError as exc:
             self._metrics.glm_errors.labels(exc.kind.value, exc.code or "").inc()
             raise
-        finally:
-            close = getattr(stream, "aclose", None)
-            if close is not None:
-                await close()

@@ -154,19 +154,15 @@ class RedisMeterStore:
 
     def _scoped(self, scope: Scope, name: str) -> str:
         """A key of a user or chat scope, in that user's (private chat's) or chat's slot."""
-        if scope.kind == "user":
-            return self._keys.chat_scoped(int(scope.ident), f"user:{name}")
-        return self._keys.chat_scoped(int(scope.ident), name)
+        return self._keys.quota(int(scope.ident), name, user=scope.kind == "user")
 
     def usage_key(self, scope: Scope, period: str) -> str:
         if scope.kind in ("user", "chat"):
             return self._scoped(scope, f"usage:{period}")
-        if scope.kind == "model":
-            return self._keys.bot_scoped(f"usage:{period}:m:{scope.ident}")
-        return self._keys.bot_scoped(f"usage:{period}:total")
+        return self._keys.usage(period, str(scope.ident) if scope.kind == "model" else None)
 
     def _board_key(self, board: Board, month: str) -> str:
-        return self._keys.bot_scoped(f"usage:{month}:top:{board}")
+        return self._keys.usage_board(month, board)
 
     # -- MeterStore --------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import math
 
 from bot.quotas.base import Refusal, Totals
 from bot.quotas.service import BotReport, UsageReport
-from bot.texts import text
+from bot.texts import count, text
 
 __all__ = ["describe_refusal", "format_wait", "render_bot_report", "render_user_report"]
 
@@ -42,10 +42,10 @@ def _summary(totals: Totals, language: str | None) -> str:
     return text(
         "usage_summary",
         language,
-        tokens=f"{totals.tokens:,}",
+        tokens=count("tokens", totals.tokens, language),
         prompt=f"{totals.prompt:,}",
         completion=f"{totals.completion:,}",
-        requests=f"{totals.requests:,}",
+        requests=count("requests", totals.requests, language),
         cost=_cost(totals),
     )
 
@@ -100,7 +100,8 @@ def render_user_report(report: UsageReport, language: str | None) -> str:
 
 
 def _row(name: str, totals: Totals, language: str | None) -> str:
-    return text("usage_row", language, name=name, tokens=f"{totals.tokens:,}", cost=_cost(totals))
+    tokens = count("tokens", totals.tokens, language)
+    return text("usage_row", language, name=name, tokens=tokens, cost=_cost(totals))
 
 
 def render_bot_report(report: BotReport, language: str | None) -> str:

@@ -8,7 +8,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from bot.config import ModelPrice
-from bot.conversation import AnswerResult, Turn
 from bot.quotas.base import (
     Charge,
     Clock,
@@ -23,6 +22,7 @@ from bot.quotas.base import (
     seconds_to_midnight,
 )
 from bot.tokens import message_tokens
+from bot.turns.types import AnswerResult, Turn
 
 __all__ = ["BotReport", "QuotaService", "UsageReport"]
 

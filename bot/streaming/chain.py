@@ -222,7 +222,17 @@ class MessageChain:
             )
 
         # the first message is what the user waits for: it goes before intermediate edits
-        sent = await self._call(send, final=final, urgent=not self.message_ids)
+        urgent = not self.message_ids
+        try:
+            sent = await self._call(send, final=final, urgent=urgent)
+        except TelegramBadRequest as exc:
+            # allow_sending_without_reply does not cover every case (a reply across forum
+            # topics, for one): the message still goes, without the reply
+            if reply is None or not described(exc, "message to be replied not found"):
+                raise
+            log.info("replied-to message in chat %s is gone", self._target.chat_id)
+            reply = None
+            sent = await self._call(send, final=final, urgent=urgent)
         if sent is None:
             return False
         new = _Message(getattr(sent, "message_id", None), key)

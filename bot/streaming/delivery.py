@@ -13,15 +13,21 @@ tolerates, and ``finish`` delivers the final text completely. Pieces:
 
 from __future__ import annotations
 
+import logging
 from typing import Literal, Protocol
 
 from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
 
-from bot.conversation import AnswerWriter as CoreAnswerWriter
+from bot.formatting import Rendered, plain_parts
 from bot.ratelimit import TelegramRateLimiter
-from bot.streaming.chain import STOP_CALLBACK, Target
+from bot.streaming.chain import STOP_CALLBACK, MessageChain, Stats, Target
 from bot.streaming.draft import DraftWriter
+from bot.streaming.outlet import Outlet
 from bot.streaming.writer import EditWriter
+from bot.turns.types import AnswerWriter as CoreAnswerWriter
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "STOP_CALLBACK",
@@ -34,14 +40,6 @@ __all__ = [
 
 class AnswerWriter(CoreAnswerWriter, Protocol):
     """The core's writer port, plus what Telegram delivery reports about an answer."""
-
-    @property
-    def first_visible_at(self) -> float | None:
-        """time.monotonic() when the user first saw text of this answer."""
-
-    @property
-    def api_calls(self) -> int:
-        """Bot API calls made for this answer (typing actions included)."""
 
     @property
     def draft_id(self) -> int | None:
@@ -67,10 +65,7 @@ class StreamDelivery:
         self.bot = bot
         self.limiter = limiter
         self.private_method = private_method
-        self.edit_interval = edit_interval
-        self.draft_interval = draft_interval
-        # False once the Bot API server rejected sendMessageDraft as unknown
-        self.drafts_supported = True
+        self.outlet = Outlet(bot, limiter, edit_interval, draft_interval)
 
     def writer(
         self,
@@ -87,6 +82,28 @@ class StreamDelivery:
         message being streamed; the final edit removes it.
         """
         target = Target(chat_id, thread_id, reply_to_message_id, stop_button)
-        if is_private and self.private_method == "draft" and self.drafts_supported:
-            return DraftWriter(self, target)
-        return EditWriter(self, target)
+        if is_private and self.private_method == "draft" and self.outlet.drafts_available:
+            return DraftWriter(self.outlet, target)
+        return EditWriter(self.outlet, target)
+
+    async def reply(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> bool:
+        """Send a short plain-text message (a command's reply, a refusal, a hint).
+
+        The same road as an answer's final message: the flood limiter, 429s waited out,
+        network errors retried, sent without the reply when the replied-to message is gone,
+        split where Telegram's length limit requires. False (logged) when it could not be
+        sent, e.g. the bot was removed from the chat.
+        """
+        chain = MessageChain(self.bot, self.limiter, Target(chat_id, thread_id, reply_to), Stats())
+        try:
+            return await chain.show([Rendered(part, []) for part in plain_parts(text)], final=True)
+        except TelegramAPIError as exc:
+            log.warning("could not send a reply in chat %s: %s", chat_id, exc)
+            return False

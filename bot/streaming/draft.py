@@ -4,7 +4,7 @@ One random draft_id per answer, so Telegram animates the changes; updates at mos
 ``draft_interval``. Drafts are previews, not messages: they bypass the rate limiter's
 message budgets. A draft shows the tail part, the one that will be the last message.
 When the Bot API server does not know drafts, the answer carries on as an EditWriter
-and the delivery remembers it for later answers.
+and the outlet remembers it for a while (`bot.streaming.outlet`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import asyncio
 import logging
 import random
 import time
-from typing import TYPE_CHECKING
 
 from aiogram.exceptions import (
     TelegramAPIError,
@@ -24,11 +23,10 @@ from aiogram.exceptions import (
 
 from bot.formatting import Rendered
 from bot.streaming.chain import Stats, Target, described, is_parse_error
+from bot.streaming.outlet import Outlet
 from bot.streaming.parts import PartTracker
+from bot.streaming.thinking import thinking_part
 from bot.streaming.writer import EditWriter, Typing, WriterBase
-
-if TYPE_CHECKING:
-    from bot.streaming.delivery import StreamDelivery
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +52,14 @@ class DraftWriter(WriterBase):
 
     def __init__(
         self,
-        delivery: StreamDelivery,
+        outlet: Outlet,
         target: Target,
         *,
         stats: Stats | None = None,
         typing: Typing | None = None,
         tracker: PartTracker | None = None,
     ) -> None:
-        super().__init__(delivery, target, stats=stats, typing=typing, tracker=tracker)
+        super().__init__(outlet, target, stats=stats, typing=typing, tracker=tracker)
         self._draft_id = random.randint(1, 2**31 - 1)
         self._fallback: EditWriter | None = None
         self._shown: Rendered | None = None
@@ -86,7 +84,19 @@ class DraftWriter(WriterBase):
         else:
             super().update(markdown)
 
-    async def finish(self, markdown: str, *, footer: str | None = None) -> None:
+    def think(self, reasoning: str) -> None:
+        if self._fallback is not None and not (self._finished or self._closed):
+            self._fallback.think(reasoning)
+        else:
+            super().think(reasoning)
+
+    def _thinking_part(self, reasoning: str) -> Rendered:
+        # a draft costs no message budget: it may follow the reasoning as it grows
+        return thinking_part(reasoning)
+
+    async def finish(
+        self, markdown: str, *, footer: str | None = None, reasoning: str | None = None
+    ) -> None:
         """Send the final answer as real messages (the draft then disappears)."""
         if self._finished:
             log.warning("finish() called twice for chat %s", self._target.chat_id)
@@ -94,9 +104,9 @@ class DraftWriter(WriterBase):
         self._finished = True
         await self._stop_loop()
         if self._fallback is not None:
-            await self._fallback.finish(markdown, footer=footer)
+            await self._fallback.finish(markdown, footer=footer, reasoning=reasoning)
         else:
-            await self._deliver_final(self._chain, markdown, footer)
+            await self._deliver_final(self._chain, markdown, footer, reasoning)
 
     async def aclose(self) -> None:
         await super().aclose()
@@ -125,7 +135,7 @@ class DraftWriter(WriterBase):
             if delay > 0:
                 await asyncio.sleep(delay)
             self._dirty.clear()
-            parts = self._tracker.parts(self._markdown)
+            parts = self._parts()
             if not parts or (parts[-1] == self._shown and not refresh):
                 continue
             try:
@@ -156,13 +166,13 @@ class DraftWriter(WriterBase):
             self._shown = parts[-1]
             self._stats.visible()
             await self._typing.stop()
-            self._next_at = time.monotonic() + self._delivery.draft_interval
+            self._next_at = time.monotonic() + self._outlet.draft_interval
 
     async def _send_draft(self, part: Rendered) -> None:
         self._stats.api_calls += 1
         self._drafting = True
         try:
-            await self._delivery.bot.send_message_draft(
+            await self._outlet.bot.send_message_draft(
                 chat_id=self._target.chat_id,
                 draft_id=self._draft_id,
                 text=part.text,
@@ -181,17 +191,20 @@ class DraftWriter(WriterBase):
     def _hand_over(self, *, remember: bool, reason: Exception) -> None:
         """Carry on with edits: the same tracker, counters and typing indicator."""
         if remember:
-            self._delivery.drafts_supported = False
+            self._outlet.drafts_unavailable()
             log.warning("drafts are not available (%s): private chats stream by edits", reason)
         else:
             log.warning(
                 "drafts keep failing in chat %s (%s): editing", self._target.chat_id, reason
             )
         self._fallback = EditWriter(
-            self._delivery,
+            self._outlet,
             self._target,
             stats=self._stats,
             typing=self._typing,
             tracker=self._tracker,
         )
-        self._fallback.update(self._markdown)
+        if self._markdown:
+            self._fallback.update(self._markdown)
+        elif self._thinking is not None:
+            self._fallback.think(self._thinking)

@@ -14,7 +14,6 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
 
 from aiogram.exceptions import (
     TelegramAPIError,
@@ -26,10 +25,9 @@ from aiogram.exceptions import (
 
 from bot.formatting import Rendered, plain_parts
 from bot.streaming.chain import MessageChain, Stats, StopStreamingError, Target, with_footer
+from bot.streaming.outlet import Outlet
 from bot.streaming.parts import PartTracker
-
-if TYPE_CHECKING:
-    from bot.streaming.delivery import StreamDelivery
+from bot.streaming.thinking import thinking_part, with_reasoning
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +48,8 @@ class Typing:
     exception nobody retrieves, and its calls would not be counted in ``api_calls``.
     """
 
-    def __init__(self, delivery: StreamDelivery, target: Target, stats: Stats) -> None:
-        self._bot = delivery.bot
+    def __init__(self, outlet: Outlet, target: Target, stats: Stats) -> None:
+        self._bot = outlet.bot
         self._target = target
         self._stats = stats
         self._task: asyncio.Task[None] | None = None
@@ -91,21 +89,23 @@ class WriterBase(ABC):
 
     def __init__(
         self,
-        delivery: StreamDelivery,
+        outlet: Outlet,
         target: Target,
         *,
         stats: Stats | None = None,
         typing: Typing | None = None,
         tracker: PartTracker | None = None,
     ) -> None:
-        self._delivery = delivery
+        self._outlet = outlet
         self._target = target
         self._stats = stats if stats is not None else Stats()
-        self._typing = typing if typing is not None else Typing(delivery, target, self._stats)
+        self._typing = typing if typing is not None else Typing(outlet, target, self._stats)
         self._tracker = tracker if tracker is not None else PartTracker()
         # the messages of this answer
-        self._chain = MessageChain(delivery.bot, delivery.limiter, target, self._stats)
+        self._chain = MessageChain(outlet.bot, outlet.limiter, target, self._stats)
         self._markdown = ""
+        # a thinking model's reasoning so far, until its answer text begins
+        self._thinking: str | None = None
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._finished = False
@@ -128,11 +128,21 @@ class WriterBase(ABC):
         if not (self._finished or self._closed):
             self._typing.start()
 
+    def think(self, reasoning: str) -> None:
+        """The model is thinking: show that it is (until its answer text begins)."""
+        if self._markdown:
+            return
+        self._thinking = reasoning
+        self._wake()
+
     def update(self, markdown: str) -> None:
         """Take the whole answer so far; a background task delivers the latest."""
+        self._markdown = markdown
+        self._wake()
+
+    def _wake(self) -> None:
         if self._finished or self._closed:
             return
-        self._markdown = markdown
         self._dirty.set()
         if self._task is None:
             self._task = asyncio.create_task(
@@ -144,6 +154,16 @@ class WriterBase(ABC):
         self._closed = True
         await self._stop_loop()
         await self._typing.stop()
+
+    def _parts(self) -> list[Rendered]:
+        """What the message(s) should show now."""
+        if not self._markdown and self._thinking is not None:
+            return [self._thinking_part(self._thinking)]
+        return self._tracker.parts(self._markdown)
+
+    def _thinking_part(self, reasoning: str) -> Rendered:
+        """The sign of thinking: the sign alone (edits spend the chat's message budget)."""
+        return thinking_part(None)
 
     @abstractmethod
     async def _run(self) -> None:
@@ -175,11 +195,14 @@ class WriterBase(ABC):
             task.cancel()
         await asyncio.wait([task])
 
-    async def _deliver_final(self, chain: MessageChain, markdown: str, footer: str | None) -> None:
-        parts = with_footer(self._tracker.parts(markdown), footer)
-        if not parts and markdown.strip():
+    async def _deliver_final(
+        self, chain: MessageChain, markdown: str, footer: str | None, reasoning: str | None
+    ) -> None:
+        answer = self._tracker.parts(markdown)
+        if not answer and markdown.strip():
             # rendered to nothing (e.g. only an empty code fence): show the source itself
-            parts = with_footer([Rendered(p, []) for p in plain_parts(markdown)], footer)
+            answer = [Rendered(p, []) for p in plain_parts(markdown)]
+        parts = with_footer(with_reasoning(answer, reasoning), footer)
         try:
             if parts:
                 try:
@@ -208,29 +231,31 @@ class EditWriter(WriterBase):
 
     def __init__(
         self,
-        delivery: StreamDelivery,
+        outlet: Outlet,
         target: Target,
         *,
         stats: Stats | None = None,
         typing: Typing | None = None,
         tracker: PartTracker | None = None,
     ) -> None:
-        super().__init__(delivery, target, stats=stats, typing=typing, tracker=tracker)
-        self._limiter = delivery.limiter
+        super().__init__(outlet, target, stats=stats, typing=typing, tracker=tracker)
+        self._limiter = outlet.limiter
         self._next_at = 0.0
 
     @property
     def message_ids(self) -> list[int]:
         return self._chain.message_ids
 
-    async def finish(self, markdown: str, *, footer: str | None = None) -> None:
+    async def finish(
+        self, markdown: str, *, footer: str | None = None, reasoning: str | None = None
+    ) -> None:
         """Deliver the final answer completely (all parts), retrying flood limits."""
         if self._finished:
             log.warning("finish() called twice for chat %s", self._target.chat_id)
             return
         self._finished = True
         await self._stop_loop()
-        await self._deliver_final(self._chain, markdown, footer)
+        await self._deliver_final(self._chain, markdown, footer, reasoning)
 
     def _in_call(self) -> bool:
         return self._chain.in_call
@@ -267,7 +292,7 @@ class EditWriter(WriterBase):
                 self._next_at = time.monotonic() + self._interval()
 
     async def _push(self) -> bool:
-        parts = self._tracker.parts(self._markdown)
+        parts = self._parts()
         if not parts or self._chain.shows(parts, final=False):
             return True
         delivered = await self._chain.show(parts, final=False)
@@ -279,5 +304,5 @@ class EditWriter(WriterBase):
     def _interval(self) -> float:
         extra = max(0, len(self._markdown) - _STRETCH_FROM) / 1000 * _STRETCH_PER_1000
         load = self._limiter.chat_load(self._target.chat_id)
-        base = self._delivery.edit_interval + min(_STRETCH_MAX, extra)
+        base = self._outlet.edit_interval + min(_STRETCH_MAX, extra)
         return base * (1 + _LOAD_FACTOR * load)

@@ -9,8 +9,11 @@ It also runs standalone for load tests::
     python -m tests.fakes.glm --port 8082 --first-token-ms 300 --tokens-per-second 40 --tokens 200
 
 with ``GET /_fake/stats``, ``GET /_fake/timings`` (per request, wall clock: when it
-arrived, when its first token and its last chunk were written, and its last user
-message to tell requests apart) and ``POST /_fake/reset``.
+arrived, when its first reasoning chunk, its first token and its last chunk were
+written, and its last user message to tell requests apart) and ``POST /_fake/reset``.
+
+Every request body is kept in ``requests`` (thinking, extra_body fields, tools and image
+parts arrive there as Zhipu would see them).
 """
 
 from __future__ import annotations
@@ -29,7 +32,17 @@ from typing import Any
 
 from aiohttp import web
 
-_VALID_ROLES = frozenset({"system", "user", "assistant", "tool"})
+from tests.fakes.glm_requests import text_of, validate_body
+
+__all__ = [
+    "FakeGLM",
+    "Reply",
+    "search_results",
+    "split_pieces",
+    "text_of",
+    "validate_body",
+]
+
 _BAD_MESSAGES = {"code": "1214", "message": "messages 参数非法。请检查文档。"}
 
 # CJK characters come one or two per piece, like Zhipu's tokenizer; other text is
@@ -43,23 +56,64 @@ def split_pieces(text: str) -> list[str]:
     return _PIECES.findall(text)
 
 
+def search_results(n: int = 2) -> list[dict[str, Any]]:
+    """A top-level ``web_search`` list as Zhipu sends it, with ``n`` sources."""
+    return [
+        {
+            "title": f"Source {i}",
+            "link": f"https://example.com/{i}",
+            "content": f"What source {i} says.",
+            "media": f"Site {i}",
+            "icon": f"https://example.com/{i}/icon.png",
+            "refer": f"ref_{i}",
+            "publish_date": "2026-12-01",
+        }
+        for i in range(1, n + 1)
+    ]
+
+
 @dataclass
 class Reply:
-    """One scripted behaviour for one request."""
+    """One scripted behaviour for one request.
+
+    A stream goes: ``headers_delay``; headers; ``first_token_delay``; a ``web_search``
+    chunk (when ``web_search_at`` is "first"); the reasoning pieces, spread over
+    ``reasoning_seconds``; the text pieces, ``token_interval`` apart; the finish chunk
+    with usage; a ``web_search`` chunk (when "last"); ``data: [DONE]``.
+    """
 
     text: str = "Hello!"
     tokens: list[str] | None = None
     first_token_delay: float = 0.0
     token_interval: float = 0.0
     finish_reason: str = "stop"
-    usage: dict[str, int] | None = None
+    # Sent as given (e.g. with completion_tokens_details); else counted from the pieces.
+    usage: dict[str, Any] | None = None
+    # A thinking model: delta.reasoning_content pieces before the text, the first at
+    # once and the rest evenly over reasoning_seconds (the text starts after them).
+    reasoning: str = ""
+    reasoning_pieces: list[str] | None = None
+    reasoning_seconds: float = 0.0
+    # The top-level web_search list (see search_results()), on a chunk of its own
+    # before everything ("first") or after the finish chunk ("last").
+    web_search: list[dict[str, Any]] | None = None
+    web_search_at: str = "first"
+    # End the body cleanly after this many text pieces (and end_pause seconds), with
+    # neither a finish chunk nor [DONE]: an answer cut short.
+    end_early_after: int | None = None
+    end_pause: float = 0.0
+    # False: the finish chunk, then the end of the body without data: [DONE].
+    send_done: bool = True
+    # Hold the response headers back this long (a stall before the stream starts).
+    headers_delay: float = 0.0
     # An HTTP error instead of a stream, with body {"error": {"code": code, "message": message}}.
     status: int | None = None
     code: str | None = None
     message: str = "error"
     # Close the connection abruptly (no chunked terminator) after this many pieces.
     disconnect_after: int | None = None
-    # Stop sending after this many pieces but keep the connection open until the client leaves.
+    # Stop sending after this many pieces but keep the connection open until the client
+    # leaves; 0 (and no reasoning or web_search): headers, then nothing.
     stall_after: int | None = None
     # Send a `data: {"error": {...}}` event after this many pieces, then end the stream.
     stream_error_after: int | None = None
@@ -69,38 +123,17 @@ class Reply:
     def pieces(self) -> list[str]:
         return list(self.tokens) if self.tokens is not None else split_pieces(self.text)
 
-
-def validate_body(body: Any) -> str | None:
-    """Why Zhipu would reject this request body as invalid messages, or None."""
-    if not isinstance(body, dict):
-        return "body is not a JSON object"
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        return "model missing or empty"
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return "messages must be a non-empty list"
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            return f"messages[{i}] is not an object"
-        role = message.get("role")
-        if role not in _VALID_ROLES:
-            return f"messages[{i}].role is {role!r}"
-        content = message.get("content")
-        if not isinstance(content, str | list):
-            return f"messages[{i}].content is {type(content).__name__}"
-        if role == "system" and i != 0:
-            return f"messages[{i}] is a system message after index 0"
-    if all(m.get("role") == "system" for m in messages):
-        return "messages hold only a system message"
-    return None
+    def thoughts(self) -> list[str]:
+        if self.reasoning_pieces is not None:
+            return list(self.reasoning_pieces)
+        return split_pieces(self.reasoning)
 
 
 def _estimate_tokens(body: dict[str, Any]) -> int:
     chars = 0
     for message in body.get("messages") or ():
-        if isinstance(message, dict) and isinstance(message.get("content"), str):
-            chars += len(message["content"])
+        if isinstance(message, dict):
+            chars += len(text_of(message.get("content")) or "")
     return max(1, chars // 4)
 
 
@@ -263,7 +296,7 @@ class FakeGLM:
         messages = body.get("messages") if isinstance(body, dict) else None
         for message in messages if isinstance(messages, list) else ():
             if isinstance(message, dict) and message.get("role") == "user":
-                last_user = message.get("content")
+                last_user = text_of(message.get("content"))
         timing: dict[str, Any] = {"user": last_user, "received_at": time.time()}
         self.timings.append(timing)
         return timing
@@ -309,45 +342,49 @@ class FakeGLM:
         finally:
             flight.leave()
 
-    def _chunk(self, rid: str, model: str, delta: dict[str, Any], **extra: Any) -> bytes:
-        choice: dict[str, Any] = {"index": 0}
-        if "finish_reason" in extra:
-            choice["finish_reason"] = extra.pop("finish_reason")
-        choice["delta"] = delta
-        payload = {"id": rid, "created": int(time.time()), "model": model, "choices": [choice]}
+    def _chunk(self, rid: str, model: str, delta: dict[str, Any] | None, **extra: Any) -> bytes:
+        payload: dict[str, Any] = {"id": rid, "created": int(time.time()), "model": model}
+        if delta is not None:
+            choice: dict[str, Any] = {"index": 0}
+            if "finish_reason" in extra:
+                choice["finish_reason"] = extra.pop("finish_reason")
+            choice["delta"] = delta
+            payload["choices"] = [choice]
         payload.update(extra)
         return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n"
 
-    def _usage(self, body: dict[str, Any], reply: Reply, pieces: list[str]) -> dict[str, int]:
+    def _usage(self, body: dict[str, Any], reply: Reply, pieces: list[str]) -> dict[str, Any]:
         if reply.usage is not None:
             return reply.usage
         prompt = _estimate_tokens(body)
-        return {
+        thoughts = len(reply.thoughts())
+        usage: dict[str, Any] = {
             "prompt_tokens": prompt,
-            "completion_tokens": len(pieces),
-            "total_tokens": prompt + len(pieces),
+            "completion_tokens": len(pieces) + thoughts,
+            "total_tokens": prompt + len(pieces) + thoughts,
         }
+        if thoughts:
+            usage["completion_tokens_details"] = {"reasoning_tokens": thoughts}
+        return usage
 
     async def _complete(self, body: dict[str, Any], reply: Reply) -> web.Response:
         if reply.first_token_delay:
             await asyncio.sleep(reply.first_token_delay)
         pieces = reply.pieces()
-        return web.json_response(
-            {
-                "id": str(next(self._ids)),
-                "created": int(time.time()),
-                "model": body.get("model"),
-                "request_id": str(next(self._ids)),
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": reply.finish_reason,
-                        "message": {"role": "assistant", "content": "".join(pieces)},
-                    }
-                ],
-                "usage": self._usage(body, reply, pieces),
-            }
-        )
+        message = {"role": "assistant", "content": "".join(pieces)}
+        if reply.thoughts():
+            message["reasoning_content"] = "".join(reply.thoughts())
+        completion: dict[str, Any] = {
+            "id": str(next(self._ids)),
+            "created": int(time.time()),
+            "model": body.get("model"),
+            "request_id": str(next(self._ids)),
+            "choices": [{"index": 0, "finish_reason": reply.finish_reason, "message": message}],
+            "usage": self._usage(body, reply, pieces),
+        }
+        if reply.web_search is not None:
+            completion["web_search"] = reply.web_search
+        return web.json_response(completion)
 
     async def _stream(
         self,
@@ -364,9 +401,14 @@ class FakeGLM:
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream;charset=UTF-8", "Cache-Control": "no-cache"}
         )
+        if reply.headers_delay:
+            await asyncio.sleep(reply.headers_delay)
         await response.prepare(request)
         if reply.first_token_delay:
             await asyncio.sleep(reply.first_token_delay)
+        if reply.web_search is not None and reply.web_search_at == "first":
+            await response.write(self._chunk(rid, model, None, web_search=reply.web_search))
+        await self._reason(response, rid, model, reply, timing)
         n = len(pieces)
         for i in range(n + 1):
             if i and i < n and reply.token_interval:
@@ -375,6 +417,7 @@ class FakeGLM:
                 (reply.disconnect_after, "disconnect"),
                 (reply.stall_after, "stall"),
                 (reply.stream_error_after, "error"),
+                (reply.end_early_after, "end"),
             ):
                 if after is not None and (after == i or (i == n and after > n)):
                     await self._misbehave(action, request, response, reply)
@@ -390,7 +433,9 @@ class FakeGLM:
             finish_reason=reply.finish_reason,
             usage=self._usage(body, reply, pieces),
         )
-        await response.write(last + b"data: [DONE]\n\n")
+        if reply.web_search is not None and reply.web_search_at == "last":
+            last += self._chunk(rid, model, None, web_search=reply.web_search)
+        await response.write(last + (b"data: [DONE]\n\n" if reply.send_done else b""))
         timing["last_chunk_at"] = time.time()
         timing["pieces"] = n
         # Leave before the terminator: once the client has it, it may already send its
@@ -398,6 +443,28 @@ class FakeGLM:
         flight.leave(completed=True)
         await response.write_eof()
         return response
+
+    async def _reason(
+        self,
+        response: web.StreamResponse,
+        rid: str,
+        model: str,
+        reply: Reply,
+        timing: dict[str, Any],
+    ) -> None:
+        """The reasoning pieces, evenly over reply.reasoning_seconds."""
+        thoughts = reply.thoughts()
+        if not thoughts:
+            return
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        step = reply.reasoning_seconds / len(thoughts)
+        for i, thought in enumerate(thoughts):
+            await asyncio.sleep(max(0.0, started + i * step - loop.time()))
+            delta = {"role": "assistant", "reasoning_content": thought}
+            await response.write(self._chunk(rid, model, delta))
+            timing.setdefault("first_reasoning_at", time.time())
+        await asyncio.sleep(max(0.0, started + reply.reasoning_seconds - loop.time()))
 
     async def _misbehave(
         self, action: str, request: web.Request, response: web.StreamResponse, reply: Reply
@@ -409,6 +476,11 @@ class FakeGLM:
         elif action == "stall":
             # Cancelled by aiohttp when the client disconnects (handler_cancellation).
             await self._stopping.wait()
+        elif action == "end":
+            # A clean end of the body (chunked terminator) that never said the answer ended.
+            if reply.end_pause:
+                await asyncio.sleep(reply.end_pause)
+            await response.write_eof()
         else:
             error = {"code": reply.code or "500", "message": reply.message}
             await response.write(b"data: " + json.dumps({"error": error}).encode() + b"\n\n")

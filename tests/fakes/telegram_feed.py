@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.fakes.telegram_methods import BotApiMethods
+from tests.fakes.telegram_state import member_object
 
 _MESSAGE_KEYS = ("message", "edited_message", "channel_post", "edited_channel_post")
 
@@ -12,8 +13,12 @@ _MESSAGE_KEYS = ("message", "edited_message", "channel_post", "edited_channel_po
 class UpdateFeeder(BotApiMethods):
     """Builds updates the way Telegram shapes them and queues them for getUpdates."""
 
-    def push_update(self, update: dict[str, Any]) -> int:
-        """Queue an update for getUpdates (update_id assigned when missing); returns its id."""
+    def push_update(self, update: dict[str, Any], *, filtered: bool = True) -> int:
+        """Queue an update for getUpdates (update_id assigned when missing); returns its id.
+
+        ``filtered=False`` delivers it whatever allowed_updates says, as a Bot API newer
+        than the bot may deliver a type the bot could not have named.
+        """
         for key in _MESSAGE_KEYS:
             message = update.get(key)
             if isinstance(message, dict):
@@ -21,7 +26,7 @@ class UpdateFeeder(BotApiMethods):
         query = update.get("callback_query")
         if isinstance(query, dict) and query.get("id") is not None:
             self._open_callbacks.add(str(query["id"]))
-        update_id = self._updates.push(update)
+        update_id = self._updates.push(update, filtered=filtered)
         self.timeline.pushed(update_id, update)
         self._notify_change()
         return update_id
@@ -173,6 +178,26 @@ class UpdateFeeder(BotApiMethods):
         if edited:
             message.setdefault("edit_date", self.now_date())
         return self.push_update({"edited_message" if edited else "message": message})
+
+    def change_member(
+        self, chat_id: int, user_id: int, status: str, *, by: int | None = None
+    ) -> int:
+        """Change a member's status (as set_member does) and push the ``chat_member``
+        update Telegram sends to a bot that is an admin of the group; returns its id.
+
+        Delivered only to a bot whose allowed_updates name ``chat_member``, as Telegram does.
+        """
+        old = self.chat_member(chat_id, user_id)
+        self.set_member(chat_id, user_id, status)  # type: ignore[attr-defined]
+        actor = self._users.get(by) if by is not None else None
+        event = {
+            "chat": self.chat(chat_id).as_dict(),
+            "from": actor or self.user(user_id),
+            "date": self.now_date(),
+            "old_chat_member": old,
+            "new_chat_member": member_object(status, self.user(user_id)),
+        }
+        return self.push_update({"chat_member": event})
 
     def stop_generation(
         self, chat_id: int, draft_id: int, message_thread_id: int | None = None

@@ -29,6 +29,7 @@ class UpdateQueue:
         self._next_id = random.randrange(1, 2**31)
         self._event: asyncio.Event | None = None
         self.allowed: frozenset[str] | None = None
+        self._unfiltered: set[int] = set()  # ids delivered whatever allowed_updates says
         self.closed = False
         self.pushed = 0
         self.delivered = 0
@@ -51,8 +52,10 @@ class UpdateQueue:
         self._next_id = max(self._next_id, update_id + 1)
         return update_id
 
-    def push(self, update: dict[str, Any]) -> int:
+    def push(self, update: dict[str, Any], *, filtered: bool = True) -> int:
         update_id = self.assign_id(update)
+        if not filtered:
+            self._unfiltered.add(update_id)
         self._items.append(update)
         self.pushed += 1
         self.wake()
@@ -69,6 +72,8 @@ class UpdateQueue:
             self.allowed = frozenset(str(kind) for kind in allowed) or None
 
     def _is_allowed(self, update: dict[str, Any]) -> bool:
+        if update["update_id"] in self._unfiltered:
+            return True
         kind = update_type(update)
         if self.allowed is None:
             return kind not in DEFAULT_EXCLUDED

@@ -87,7 +87,7 @@ class StopSignal:
         instance: str | None = None,
     ) -> None:
         self._redis = redis
-        self._channel = keys.bot_scoped("stop")
+        self._channel = keys.stop_channel()
         self._held_elsewhere = held_elsewhere
         self._reply_timeout = reply_timeout
         self._on_error = on_error

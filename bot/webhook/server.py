@@ -1,13 +1,12 @@
 """Webhook mode: an aiohttp server receiving Telegram's updates, any number of replicas.
 
 Each request is checked against the secret token (``X-Telegram-Bot-Api-Secret-Token``;
-aiogram answers 401 otherwise) and answered at once: the update is handled in the
-background, so Telegram never waits for GLM. The webhook is registered after the server
+401 otherwise) and its body validated as an update (400 otherwise, with nothing done),
+then answered at once: the update is handled in the background, so Telegram never waits
+for GLM. The webhook is registered after the server
 listens, and left in place at shutdown: other replicas keep serving it.
 
-With Redis leases (replicas), a text message takes its place in its conversation's queue
-before the webhook answers: turns then run in the order Telegram delivered them, however
-long each replica takes to get from the update to the answer.
+With Redis leases (replicas), updates are taken in by `bot.cluster.ordered_webhook`.
 """
 
 from __future__ import annotations
@@ -16,26 +15,21 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import TYPE_CHECKING, Any
 
-from aiogram import Bot, Dispatcher
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiogram.webhook.aiohttp_server import setup_application
 from aiohttp import web
 
+from bot.app import App
+from bot.cluster.ordered_webhook import OrderedRequestHandler
 from bot.config import ConfigError, Settings
 from bot.config.ops import derived_webhook_secret
-from bot.keys import ConversationKey
-from bot.leases import RedisLeases
 from bot.observability.http import ObservabilityServer, add_observability_routes
-
-if TYPE_CHECKING:
-    from bot.app import App
+from bot.webhook.intake import UpdateRequestHandler
 
 __all__ = [
-    "OrderedRequestHandler",
     "WebhookServer",
     "check_webhook_settings",
-    "conversation_of",
+    "run_webhook",
     "serve_webhook",
     "webhook_secret",
 ]
@@ -56,68 +50,11 @@ def check_webhook_settings(settings: Settings) -> None:
         raise ConfigError(
             "WEBHOOK__PUBLIC_URL: required in webhook mode (the https URL Telegram posts to)"
         )
-    if not settings.webhook.public_url.startswith(("https://", "http://")):
+    # Telegram posts to https only; a self-hosted Bot API server (TELEGRAM_API_BASE)
+    # also posts to http
+    schemes = ("https://", "http://") if settings.telegram_api_base else ("https://",)
+    if not settings.webhook.public_url.startswith(schemes):
         raise ConfigError("WEBHOOK__PUBLIC_URL: should start with https://")
-
-
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-
-
-def conversation_of(update: Any) -> ConversationKey | None:
-    """The conversation a text message would be answered in (as `handlers.context`
-    derives it), or None for updates that never start an answer."""
-    message = update.get("message") if isinstance(update, dict) else None
-    if not isinstance(message, dict) or not isinstance(message.get("text"), str):
-        return None
-    chat = message.get("chat")
-    chat_id = chat.get("id") if isinstance(chat, dict) else None
-    if not isinstance(chat_id, int):
-        return None
-    thread = message.get("message_thread_id") if message.get("is_topic_message") else None
-    return ConversationKey(chat_id, thread if isinstance(thread, int) else None)
-
-
-class OrderedRequestHandler(SimpleRequestHandler):
-    """aiogram's handler, plus a place in the conversation's queue taken on arrival.
-
-    The reservation travels with the background task through a context variable (a task
-    copies the context it was created in) and is given up when the update's handling
-    ends without a turn having claimed it (a turn claims it as it is started, before
-    its own task runs: `bot.leases.RedisLeases.place`).
-    """
-
-    def __init__(
-        self, dispatcher: Dispatcher, bot: Bot, *, secret_token: str, leases: RedisLeases
-    ) -> None:
-        super().__init__(dispatcher, bot, handle_in_background=True, secret_token=secret_token)
-        self._leases = leases
-
-    async def handle(self, request: web.Request) -> web.Response:
-        key = None
-        if self.verify_secret(request.headers.get(SECRET_HEADER, ""), self.bot):
-            with contextlib.suppress(ValueError):  # malformed: aiogram's to answer
-                key = conversation_of(await request.json())
-        if key is None:
-            return await super().handle(request)
-        reservation = await self._leases.reserve(key)
-        try:
-            with self._leases.reserved(reservation):
-                response = await super().handle(request)
-        except BaseException:
-            await self._leases.release_unclaimed(reservation)
-            raise
-        if response.status != 200:
-            await self._leases.release_unclaimed(reservation)
-        return response
-
-    async def _background_feed_update(self, bot: Bot, update: dict[str, Any]) -> None:
-        # aiogram's background task body; wrapped to give an unclaimed place up at its end
-        reservation = self._leases.current()
-        try:
-            await super()._background_feed_update(bot, update)
-        finally:
-            if reservation is not None:
-                await self._leases.release_unclaimed(reservation)
 
 
 class WebhookServer:
@@ -132,9 +69,7 @@ class WebhookServer:
         setup_application(self.web_app, app.dispatcher, bot=app.bot)
         secret = webhook_secret(settings)
         handler = (
-            SimpleRequestHandler(
-                app.dispatcher, app.bot, secret_token=secret, handle_in_background=True
-            )
+            UpdateRequestHandler(app.dispatcher, app.bot, secret_token=secret)
             if app.leases is None
             else OrderedRequestHandler(
                 app.dispatcher, app.bot, secret_token=secret, leases=app.leases
@@ -205,3 +140,11 @@ async def serve_webhook(app: App, stop: asyncio.Event | None = None) -> None:
         for sig in handled:
             loop.remove_signal_handler(sig)
         await server.stop()
+
+
+async def run_webhook(app: App) -> None:
+    """Serve Telegram's webhook until SIGINT/SIGTERM, then release the app."""
+    try:
+        await serve_webhook(app)
+    finally:
+        await app.aclose()

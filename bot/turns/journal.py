@@ -7,16 +7,9 @@ and those queued behind it. So every turn is recorded in one Redis hash when it 
 when it ends in any way the user saw (answered, failed with a message, stopped, skipped
 by /stop).
 
-These writes cost no round trip of their own on a normal answer: the record rides on the
-turn's context read and its removal on the append that stores the answer (`Rider`s of
-the history store, sent in the same pipeline). A turn that arrives while its conversation
-is busy is recorded at once on its own, since its context read may be far off (so is
-every turn when replicas share conversation leases: another may hold the lease), and so
-is one whose store cannot carry riders. A turn that ends without an append (an error,
-a filtered answer, skipped by /stop) or whose removal did not land with it (Redis
-failed) is removed on its own. Removed with the append means a moment before the final
-message goes out: a crash in that moment costs the notice, though the answer is in the
-history (and was streaming to the user).
+Recording and removing are two awaited calls around a turn (`record` when the turn is
+queued, `end` when it is over); a removal that fails is retried on each heartbeat.
+Removed with the end means a moment after the final message went out.
 
 Each process marks itself alive with a short-lived key (``...:instance:<id>``) refreshed
 every ``heartbeat`` seconds. Every process sweeps the hash at start and then on each
@@ -32,8 +25,6 @@ Without Redis there is nothing to recover after a restart, and the journal is no
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import enum
 import itertools
 import json
 import logging
@@ -42,20 +33,17 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from bot.background import halt
+from bot.background import Periodic
 from bot.keys import Keys
-
-if TYPE_CHECKING:
-    from bot.conversation import Turn
+from bot.turns.types import Turn
 
 log = logging.getLogger(__name__)
 
-__all__ = ["JournalEntry", "PendingTurn", "TurnJournal"]
+__all__ = ["PendingTurn", "TurnJournal"]
 
 # Characters of the question kept to quote it back; the rest is not needed for that.
 PREVIEW_CHARS = 80
@@ -85,79 +73,8 @@ def _preview(question: str) -> str:
     return line if len(line) <= PREVIEW_CHARS else line[: PREVIEW_CHARS - 1] + "…"
 
 
-class _State(enum.Enum):
-    NEW = "new"  # not sent yet
-    RECORDED = "recorded"  # sent: in Redis, or maybe (a lost reply)
-    CLEARED = "cleared"  # removed, never written, or left to the heartbeat's retries
-
-
-class JournalEntry:
-    """One turn's record, from its arrival to its end (see the module docstring)."""
-
-    __slots__ = ("_state", "_value", "key", "ticket")
-
-    def __init__(self, key: str, ticket: str, value: str) -> None:
-        self.key = key  # the journal's hash
-        self.ticket = ticket
-        self._value = value
-        self._state = _State.NEW
-
-    @property
-    def unsent(self) -> bool:
-        """Neither written nor handed to a store that sent it."""
-        return self._state is _State.NEW
-
-    def recording(self) -> _Recording | None:
-        """The record as a rider of the context read; None once sent."""
-        return _Recording(self) if self._state is _State.NEW else None
-
-    def removal(self) -> _Removal | None:
-        """The removal as a rider of the append; None if there is nothing to remove."""
-        return _Removal(self) if self._state is _State.RECORDED else None
-
-
-class _Recording:
-    """`bot.history.Rider`: HSET of the entry."""
-
-    def __init__(self, entry: JournalEntry) -> None:
-        self._entry = entry
-
-    def command(self) -> tuple[str, ...]:
-        entry = self._entry
-        return ("HSET", entry.key, entry.ticket, entry._value)
-
-    def landed(self, reply: object) -> None:
-        entry = self._entry
-        error = reply if isinstance(reply, BaseException) else None
-        if isinstance(error, ResponseError):
-            # refused by Redis: certainly not written, nothing to remove later
-            entry._state = _State.CLEARED
-        else:
-            # a lost reply may hide a write that landed: the end removes it to be sure
-            entry._state = _State.RECORDED
-        if error is not None:
-            # The answer itself reports the outage if it needs Redis too.
-            log.warning("could not record pending turn %s: %r", entry.ticket, error)
-
-
-class _Removal:
-    """`bot.history.Rider`: HDEL of the entry."""
-
-    def __init__(self, entry: JournalEntry) -> None:
-        self._entry = entry
-
-    def command(self) -> tuple[str, ...]:
-        return ("HDEL", self._entry.key, self._entry.ticket)
-
-    def landed(self, reply: object) -> None:
-        if not isinstance(reply, BaseException):
-            self._entry._state = _State.CLEARED
-        # otherwise it stays recorded, and `TurnJournal.end` removes it on its own
-
-
 class TurnJournal:
-    """``entry`` and ``end`` around each answer (the history store carries the writes
-    between them, or ``record`` sends one alone); ``start``/``stop`` with the dispatcher."""
+    """``record`` and ``end`` around each turn; ``start``/``stop`` with the dispatcher."""
 
     def __init__(
         self,
@@ -176,19 +93,19 @@ class TurnJournal:
         self._grace = grace
         self._clock = clock
         self.instance = instance or f"{os.getpid()}-{uuid.uuid4().hex[:10]}"
-        self._hash = keys.bot_scoped("pending")
+        self._hash = keys.pending()
         self._keys = keys
         self._alive_key = self._alive(self.instance)
         self._seq = itertools.count(1)
         # tickets whose removal failed (Redis away); retried on each heartbeat
         self._leftovers: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+        self._loop = Periodic("pending-turns", self._heartbeat_step, heartbeat)
 
-    # -- around each answer ------------------------------------------------------------
+    # -- around each turn ----------------------------------------------------------------
 
-    def entry(self, turn: Turn) -> JournalEntry:
-        """The record of ``turn``, not sent yet."""
+    async def record(self, turn: Turn) -> str | None:
+        """Write down ``turn``; its ticket for `end`, or None if it could not be written
+        (never raises: the answer itself reports an outage if it needs Redis too)."""
         entry = PendingTurn(
             chat_id=turn.key.chat_id,
             thread_id=turn.key.thread_id,
@@ -199,53 +116,38 @@ class TurnJournal:
             at=self._clock(),
         )
         ticket = f"{self.instance}:{next(self._seq)}"
-        return JournalEntry(self._hash, ticket, json.dumps(asdict(entry)))
-
-    async def record(self, entry: JournalEntry) -> None:
-        """Write ``entry`` now, in a round trip of its own; never raises."""
-        recording = entry.recording()
-        if recording is None:
-            return
-        error: BaseException | None = None
         try:
             async with asyncio.timeout(_REDIS_TIMEOUT):
-                await self._redis.hset(entry.key, entry.ticket, entry._value)
+                await self._redis.hset(self._hash, ticket, json.dumps(asdict(entry)))
         except (RedisError, TimeoutError) as exc:
-            error = exc
-        recording.landed(error)
+            log.warning("could not record pending turn %s: %r", ticket, exc)
+            if isinstance(exc, ResponseError):
+                return None  # refused: certainly not written
+            # a lost reply may hide a write that landed: removed at the end to be sure
+        return ticket
 
-    async def begin(self, turn: Turn) -> JournalEntry:
-        """Record ``turn`` now, on its own."""
-        entry = self.entry(turn)
-        await self.record(entry)
-        return entry
-
-    async def end(self, entry: JournalEntry) -> None:
-        """The turn ended in a way its user saw: forget it, unless that is done already."""
-        if entry.removal() is None:
+    async def end(self, ticket: str | None) -> None:
+        """The turn ended in a way its user saw: forget it."""
+        if ticket is None:
             return
-        entry._state = _State.CLEARED  # from here, this call or the heartbeat's retries
         try:
             async with asyncio.timeout(_REDIS_TIMEOUT):
-                await self._redis.hdel(entry.key, entry.ticket)
+                await self._redis.hdel(self._hash, ticket)
         except (RedisError, TimeoutError) as exc:
-            log.warning("could not clear pending turn %s (will retry): %s", entry.ticket, exc)
-            self._leftovers.add(entry.ticket)
+            log.warning("could not clear pending turn %s (will retry): %s", ticket, exc)
+            self._leftovers.add(ticket)
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         """Mark this process alive, then sweep and beat in the background."""
-        if self._task is None:
+        if not self._loop.running:
             await self._beat()
-            self._stopping = asyncio.Event()
-            self._task = asyncio.create_task(self._run(self._stopping), name="pending-turns")
+            self._loop.start()
 
     async def stop(self) -> None:
         """Stop beating and say this process is gone, so its leftovers are reported soon."""
-        task, self._task = self._task, None
-        if task is not None:
-            await halt(task, self._stopping)
+        await self._loop.stop()
         await self._clear_leftovers()
         try:
             async with asyncio.timeout(_REDIS_TIMEOUT):
@@ -253,20 +155,13 @@ class TurnJournal:
         except (RedisError, TimeoutError) as exc:
             log.warning("could not remove the liveness mark: %s", exc)
 
-    async def _run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                await self.sweep()
-            except (RedisError, TimeoutError) as exc:
-                log.warning("pending turns: sweep failed: %s", exc)
-            except Exception:  # a bug here must not end the heartbeat
-                log.exception("pending turns: sweep failed")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._heartbeat):
-                    await stopping.wait()
-            if not stopping.is_set():
-                await self._beat()
-                await self._clear_leftovers()
+    async def _heartbeat_step(self) -> None:
+        try:
+            await self.sweep()
+        except (RedisError, TimeoutError) as exc:
+            log.warning("pending turns: sweep failed: %s", exc)
+        await self._beat()
+        await self._clear_leftovers()
 
     async def _beat(self) -> None:
         try:
@@ -334,7 +229,7 @@ class TurnJournal:
         return {owner for owner, exists in zip(ordered, found, strict=True) if exists}
 
     def _alive(self, instance: str) -> str:
-        return self._keys.bot_scoped(f"instance:{instance}")
+        return self._keys.instance(instance)
 
 
 def _parse(value: str | bytes) -> PendingTurn | None:

@@ -1,7 +1,6 @@
 """One answer at a time per conversation across replicas: leases in Redis.
 
-Same interface as `bot.locks.ConversationLocks` (``hold(key)``, ``place(key)``,
-``waiting(key)``), so `ConversationService(locks=...)` takes either.
+The turn queue's `ConversationLeases` port (``place(key)``, then ``hold(key)``).
 
 How it works, per conversation:
 
@@ -17,19 +16,11 @@ How it works, per conversation:
   of them polls Redis (backing off up to ``poll_interval``); the others wait for it.
 - If Redis fails, a turn falls back to in-process ordering only (logged and counted):
   the user then gets the store's "storage unavailable" answer rather than silence.
-
-Keys, all under the chat's hash tag (a Cluster keeps them in one slot, as scripts need)::
-
-    <base>{c<chat>}:t<thread>:lease         token of the holder
-    <base>{c<chat>}:t<thread>:lease:queue   ticket token -> ticket number
-    <base>{c<chat>}:t<thread>:lease:alive   ticket token -> deadline (ms)
-    <base>{c<chat>}:t<thread>:lease:seq     ticket counter
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import itertools
 import logging
@@ -38,118 +29,17 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import Any
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
+from bot.cluster.lease_scripts import ACQUIRE, ENTER, LEAVE, RELEASE, RENEW
+from bot.cluster.lease_state import Conversation, LeaseTurn, Reservation, run_script
 from bot.keys import ConversationKey, Keys
 
 __all__ = ["RedisLeases", "Reservation"]
 
 log = logging.getLogger(__name__)
-
-_NOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
-
-# Drops expired tickets at the head of the queue (their replica stopped renewing), then
-# takes the lease if our ticket is first and the lease is free.
-_TAKE = """
-local function take(token, ttl, now)
-  while true do
-    local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
-    if not head or head == token then break end
-    local deadline = redis.call('ZSCORE', KEYS[3], head)
-    if deadline and tonumber(deadline) > now then return 0 end
-    redis.call('ZREM', KEYS[2], head)
-    redis.call('ZREM', KEYS[3], head)
-  end
-  if redis.call('SET', KEYS[1], token, 'NX', 'PX', ttl) then
-    redis.call('ZREM', KEYS[2], token)
-    redis.call('ZREM', KEYS[3], token)
-    return 1
-  end
-  return 0
-end
-local function tidy(ttl)
-  -- queues of an idle conversation disappear on their own
-  redis.call('PEXPIRE', KEYS[2], 2 * ttl)
-  redis.call('PEXPIRE', KEYS[3], 2 * ttl)
-end
-"""
-
-# KEYS: lease, queue, alive, seq. ARGV: token, ttl ms, may take (1/0).
-# Returns {ticket number, 1 if the lease was taken}.
-_ENTER = (
-    _NOW
-    + _TAKE
-    + """
-local ttl = tonumber(ARGV[2])
-local seq = redis.call('INCR', KEYS[4])
-redis.call('PEXPIRE', KEYS[4], 86400000)
-redis.call('ZADD', KEYS[2], seq, ARGV[1])
-redis.call('ZADD', KEYS[3], now + ttl, ARGV[1])
-tidy(ttl)
-if ARGV[3] == '1' then return {seq, take(ARGV[1], ttl, now)} end
-return {seq, 0}
-"""
-)
-
-# KEYS: lease, queue, alive. ARGV: token, ttl ms.
-# Returns 1 (taken), 0 (wait), -1 (the ticket is gone: it expired; take a new one).
-_ACQUIRE = (
-    _NOW
-    + _TAKE
-    + """
-local ttl = tonumber(ARGV[2])
-if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return -1 end
-redis.call('ZADD', KEYS[3], now + ttl, ARGV[1])
-tidy(ttl)
-return take(ARGV[1], ttl, now)
-"""
-)
-
-# KEYS: lease, queue, alive. ARGV: ttl ms, holder token or '', waiting tickets...
-# Returns 0 when a holder token was given and the lease is no longer it, else 1.
-_RENEW = (
-    _NOW
-    + _TAKE
-    + """
-local ttl = tonumber(ARGV[1])
-local held = 1
-if ARGV[2] ~= '' then
-  if redis.call('GET', KEYS[1]) == ARGV[2] then
-    redis.call('PEXPIRE', KEYS[1], ttl)
-  else
-    held = 0
-  end
-end
-for i = 3, #ARGV do
-  redis.call('ZADD', KEYS[3], 'XX', now + ttl, ARGV[i])
-end
-if #ARGV > 2 then tidy(ttl) end
-return held
-"""
-)
-
-# KEYS: lease. ARGV: token. Deletes the lease only if it is still ours.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-# KEYS: lease, queue, alive. ARGV: token. A turn gives up: its ticket, and the lease if
-# the script that queued it took the lease before the turn was cancelled.
-_LEAVE = """
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 1
-"""
 
 # First pause of a waiting turn between two attempts; doubled up to poll_interval.
 _FIRST_POLL = 0.005
@@ -157,75 +47,10 @@ _FIRST_POLL = 0.005
 ErrorHook = Callable[[str], None]
 
 
-async def _run(script: AsyncScript, *, keys: list[str], args: list[str | int]) -> Any:
-    """Call a script without losing a cancellation: redis-py can return a command's result
-    to a task whose cancel() arrived meanwhile (redis/redis-py#2028), and a turn or renewal
-    loop that missed its cancellation would never end."""
-    task = asyncio.current_task()
-    requested = task.cancelling() if task is not None else 0
-    result = await script(keys=keys, args=args)
-    if task is not None and task.cancelling() > requested:
-        raise asyncio.CancelledError
-    return result
-
-
-@dataclass(eq=False, slots=True)
-class _Turn:
-    token: str
-    arrival: int
-    # (ticket number, arrival): the order turns of one conversation run in; a turn without
-    # a ticket (Redis failed) sorts after every ticketed one.
-    order: tuple[float, int] = (math.inf, 0)
-    ticketed: bool = False
-    # True while this turn holds the Redis lease (False for a holder without Redis).
-    leased: bool = False
-    # Redis may hold a ticket or lease of this turn (False after the enter script failed).
-    in_redis: bool = False
-    # False for a reservation no turn has claimed yet (by `place` or `hold`); such a turn
-    # keeps its place in line but is not counted as waiting.
-    claimed: bool = True
-    # False for a place no hold() has taken yet (see `_keep`), since `reserved_at`
-    taken: bool = True
-    reserved_at: float = 0.0
-    # a ticket was asked for (a place taken by `place` asks when its hold() comes)
-    asked: bool = False
-    # released, or given up: nothing more to do with it
-    done: bool = False
-
-
-@dataclass(eq=False, slots=True)
-class Reservation:
-    """A place in a conversation's queue taken when an update arrived (see `reserve`)."""
-
-    key: ConversationKey
-    _turn: _Turn
-    _owner: RedisLeases
-
-
 # The reservation of the update being handled, set around its handling, or the place
 # taken for the turn this task runs (`place`): a hold() of the same conversation in this
 # context takes that place instead of a new one.
 _current: ContextVar[Reservation | None] = ContextVar("glmbot_lease_reservation", default=None)
-
-
-@dataclass(eq=False, slots=True)
-class _Conversation:
-    users: int = 0
-    holder: _Turn | None = None
-    waiters: list[_Turn] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    keeper: asyncio.Task[None] | None = None
-
-    def pulse(self) -> None:
-        """Wake every local waiter to re-check its position."""
-        self.changed.set()
-        self.changed = asyncio.Event()
-
-    def queue(self, turn: _Turn) -> None:
-        bisect.insort(self.waiters, turn, key=lambda t: t.order)
-
-    def first(self) -> _Turn | None:
-        return self.waiters[0] if self.waiters else None
 
 
 class RedisLeases:
@@ -248,12 +73,12 @@ class RedisLeases:
         self._poll_interval = poll_interval
         self._on_error = on_error
         self._redis = redis
-        self._enter_script = redis.register_script(_ENTER)
-        self._acquire_script = redis.register_script(_ACQUIRE)
-        self._renew_script = redis.register_script(_RENEW)
-        self._release_script = redis.register_script(_RELEASE)
-        self._leave_script = redis.register_script(_LEAVE)
-        self._conversations: dict[ConversationKey, _Conversation] = {}
+        self._enter_script = redis.register_script(ENTER)
+        self._acquire_script = redis.register_script(ACQUIRE)
+        self._renew_script = redis.register_script(RENEW)
+        self._release_script = redis.register_script(RELEASE)
+        self._leave_script = redis.register_script(LEAVE)
+        self._conversations: dict[ConversationKey, Conversation] = {}
         self._arrivals = itertools.count()
 
     # -- the ConversationLocks interface ------------------------------------------------
@@ -281,7 +106,7 @@ class RedisLeases:
         else:
             conv = self._conversation(key)
             conv.users += 1
-            turn = _Turn(uuid.uuid4().hex, next(self._arrivals))
+            turn = LeaseTurn(uuid.uuid4().hex, next(self._arrivals))
             fresh = True
         try:
             if fresh:
@@ -315,7 +140,7 @@ class RedisLeases:
         else:
             conv = self._conversation(key)
             conv.users += 1
-            turn = _Turn(uuid.uuid4().hex, next(self._arrivals))
+            turn = LeaseTurn(uuid.uuid4().hex, next(self._arrivals))
             reservation = Reservation(key, turn, self)
         turn.taken = False
         turn.reserved_at = asyncio.get_running_loop().time()
@@ -362,7 +187,7 @@ class RedisLeases:
         """
         conv = self._conversation(key)
         conv.users += 1
-        turn = _Turn(
+        turn = LeaseTurn(
             uuid.uuid4().hex,
             next(self._arrivals),
             claimed=False,
@@ -417,16 +242,15 @@ class RedisLeases:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _conversation(self, key: ConversationKey) -> _Conversation:
+    def _conversation(self, key: ConversationKey) -> Conversation:
         conv = self._conversations.get(key)
         if conv is None:
-            conv = self._conversations[key] = _Conversation()
+            conv = self._conversations[key] = Conversation()
             conv.keeper = asyncio.create_task(self._keep(key, conv))
         return conv
 
     def _keys_of(self, key: ConversationKey) -> list[str]:
-        lease = self._keys.chat_scoped(key.chat_id, f"t{key.thread_id or 0}:lease")
-        return [lease, f"{lease}:queue", f"{lease}:alive", f"{lease}:seq"]
+        return self._keys.lease(key)
 
     def _failed(self, operation: str, key: ConversationKey, exc: Exception) -> None:
         log.warning(
@@ -439,11 +263,11 @@ class RedisLeases:
             self._on_error(f"lease_{operation}")
 
     async def _take_ticket(
-        self, key: ConversationKey, conv: _Conversation, turn: _Turn, *, may_take: bool
+        self, key: ConversationKey, conv: Conversation, turn: LeaseTurn, *, may_take: bool
     ) -> None:
         turn.in_redis = turn.asked = True
         try:
-            seq, taken = await _run(
+            seq, taken = await run_script(
                 self._enter_script,
                 keys=self._keys_of(key),
                 args=[turn.token, self._ttl_ms, int(may_take)],
@@ -459,7 +283,7 @@ class RedisLeases:
                 return
         conv.queue(turn)
 
-    async def _wait_turn(self, key: ConversationKey, conv: _Conversation, turn: _Turn) -> None:
+    async def _wait_turn(self, key: ConversationKey, conv: Conversation, turn: LeaseTurn) -> None:
         pause = _FIRST_POLL
         while conv.holder is not turn:
             delay: float | None = None
@@ -470,7 +294,7 @@ class RedisLeases:
                     return
                 try:
                     state = int(
-                        await _run(
+                        await run_script(
                             self._acquire_script,
                             keys=self._keys_of(key)[:3],
                             args=[turn.token, self._ttl_ms],
@@ -500,7 +324,7 @@ class RedisLeases:
                 async with asyncio.timeout(delay):
                     await changed.wait()
 
-    def _requeue(self, conv: _Conversation, turn: _Turn, *, ticketed: bool) -> None:
+    def _requeue(self, conv: Conversation, turn: LeaseTurn, *, ticketed: bool) -> None:
         conv.waiters.remove(turn)
         turn.ticketed = ticketed
         if not ticketed:
@@ -508,11 +332,13 @@ class RedisLeases:
         conv.queue(turn)
         conv.pulse()
 
-    async def _release(self, key: ConversationKey, conv: _Conversation, turn: _Turn) -> None:
+    async def _release(self, key: ConversationKey, conv: Conversation, turn: LeaseTurn) -> None:
         try:
             if turn.leased:
                 try:
-                    await _run(self._release_script, keys=self._keys_of(key)[:1], args=[turn.token])
+                    await run_script(
+                        self._release_script, keys=self._keys_of(key)[:1], args=[turn.token]
+                    )
                 except RedisError as exc:
                     # the lease then expires after ttl; the next turn waits until then
                     self._failed("release", key, exc)
@@ -521,13 +347,13 @@ class RedisLeases:
             conv.holder = None
             self._done(key, conv)
 
-    async def _leave(self, key: ConversationKey, conv: _Conversation, turn: _Turn) -> None:
+    async def _leave(self, key: ConversationKey, conv: Conversation, turn: LeaseTurn) -> None:
         """A turn gives up (cancelled while waiting): drop its ticket or lease."""
         try:
             # even without an answer: a cancelled enter may have queued a ticket or taken
             # the lease without our hearing of it
             if turn.in_redis:
-                await _run(self._leave_script, keys=self._keys_of(key)[:3], args=[turn.token])
+                await run_script(self._leave_script, keys=self._keys_of(key)[:3], args=[turn.token])
         except RedisError as exc:
             self._failed("leave", key, exc)  # the ticket expires after ttl
         finally:
@@ -538,7 +364,7 @@ class RedisLeases:
                 conv.waiters.remove(turn)
             self._done(key, conv)
 
-    def _done(self, key: ConversationKey, conv: _Conversation) -> None:
+    def _done(self, key: ConversationKey, conv: Conversation) -> None:
         conv.users -= 1
         conv.pulse()
         if conv.users == 0:
@@ -547,23 +373,13 @@ class RedisLeases:
             if self._conversations.get(key) is conv:
                 del self._conversations[key]
 
-    async def _keep(self, key: ConversationKey, conv: _Conversation) -> None:
+    async def _keep(self, key: ConversationKey, conv: Conversation) -> None:
         """Renew this process's lease and tickets of one conversation every ttl/3."""
         keys = self._keys_of(key)[:3]
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._ttl / 3)
-            # a place no hold() took or anyone gave up for a whole ttl was lost (its update
-            # failed before its handling began, or its task before it ran): do not let it
-            # block the queue
-            lost = [
-                turn
-                for turn in [conv.holder, *conv.waiters]
-                if turn is not None
-                and not turn.taken
-                and loop.time() - turn.reserved_at > self._ttl
-            ]
-            for turn in lost:
+            for turn in conv.lost(loop.time() - self._ttl):
                 log.warning("dropping a lost reservation of chat %s", key.chat_id)
                 await self._leave(key, conv, turn)
             holder = conv.holder.token if conv.holder is not None and conv.holder.leased else ""
@@ -571,7 +387,7 @@ class RedisLeases:
             if not holder and not tickets:
                 continue
             try:
-                held = await _run(
+                held = await run_script(
                     self._renew_script, keys=keys, args=[self._ttl_ms, holder, *tickets]
                 )
             except RedisError as exc:

@@ -92,7 +92,7 @@ class ReplicaRegistry:
         if interval <= 0:
             raise ValueError("interval must be positive")
         self._redis = redis
-        self._key = keys.bot_scoped("replicas")
+        self._key = keys.replicas()
         self._interval = interval
         self._ttl_ms = max(1, round(interval * _TTL_BEATS * 1000))
         self._on_count = on_count

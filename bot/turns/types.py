@@ -1,0 +1,131 @@
+"""The data a turn carries and the ports it talks to. Nothing here does anything."""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.keys import ConversationKey
+from bot.llm import ErrorKind, GLMOptions, StreamEvent, Usage
+from bot.messages import Message, Part, TextPart, text_of
+from bot.tokens import message_tokens
+
+__all__ = [
+    "AnswerResult",
+    "AnswerWriter",
+    "AnsweredHook",
+    "ChatModel",
+    "FailedHook",
+    "Outcome",
+    "OwnerAlert",
+    "Turn",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One message that asks for an answer."""
+
+    key: ConversationKey
+    parts: tuple[Part, ...]
+    user_id: int
+    # Display name prefixed to the stored question so the model can tell group members
+    # apart; None in private chats.
+    speaker: str | None = None
+    language: str | None = None
+    # answer with GLM's web search (/search), whatever the chat's preference
+    search: bool = False
+
+    @property
+    def text(self) -> str:
+        return text_of(self.parts)
+
+    def question(self) -> Message:
+        """The question as stored and sent: the speaker's name before its text."""
+        if self.speaker is None:
+            parts = self.parts
+        else:
+            parts = tuple(
+                TextPart(f"{self.speaker}: {part.text}") if isinstance(part, TextPart) else part
+                for part in self.parts
+            )
+        return Message("user", parts, message_tokens(text_of(parts)))
+
+
+class Outcome(enum.Enum):
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # text arrived, then the stream broke off
+    FILTERED = "filtered"
+    SKIPPED = "skipped"  # dropped from the queue by /stop before it started
+
+
+@dataclass(slots=True)
+class AnswerResult:
+    outcome: Outcome
+    answer: str = ""
+    usage: Usage | None = None
+    error: ErrorKind | None = None
+    finish_reason: str | None = None
+    stored: bool = False
+    # the model that answered (a turn's model is chosen per chat)
+    model: str = ""
+    started_at: float = field(default_factory=time.monotonic)
+    request_sent_at: float | None = None
+    # the first reasoning of a thinking model, then the first answer text
+    first_reasoning_at: float | None = None
+    first_token_at: float | None = None
+    finished_at: float | None = None
+    # From the writer: when the user first saw text (time.monotonic()) and the Bot API
+    # calls the answer cost.
+    first_visible_at: float | None = None
+    api_calls: int = 0
+    # Calibrated estimate of the last prompt sent: what a stopped or cut answer (GLM
+    # reports `usage` only at the end) is charged for its prompt.
+    estimated_prompt_tokens: int = 0
+
+
+class AnswerWriter(Protocol):
+    """Where a growing answer goes (a Telegram message, a draft, a test double)."""
+
+    @property
+    def first_visible_at(self) -> float | None: ...
+
+    @property
+    def api_calls(self) -> int: ...
+
+    async def begin(self) -> None: ...
+
+    def think(self, reasoning: str) -> None:
+        """The model is thinking; `reasoning` is all of it so far (may be shown)."""
+        ...
+
+    def update(self, markdown: str) -> None: ...
+
+    async def finish(
+        self, markdown: str, *, footer: str | None = None, reasoning: str | None = None
+    ) -> None:
+        """The final answer; `reasoning`, when given, is folded above it."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class ChatModel(Protocol):
+    """GLM, or anything that streams like it (`bot.llm.GLMClient`, its wrappers)."""
+
+    def stream(
+        self, messages: Sequence[Mapping[str, Any]], options: GLMOptions
+    ) -> AsyncGenerator[StreamEvent, None]: ...
+
+
+# Tells the owners about an outage only they can fix; True when an alert went out.
+OwnerAlert = Callable[[ErrorKind, str], Awaitable[bool]]
+# Called after every answer (e.g. to charge its tokens); its errors are logged, not raised.
+AnsweredHook = Callable[[Turn, AnswerResult], Awaitable[None]]
+# Called when an answer ended in an exception nothing handled (a bug), once it is logged.
+FailedHook = Callable[[Turn, Exception], None]

@@ -1,0 +1,1 @@
+"""Webhook mode: `server` runs the aiohttp endpoint, `intake` checks each request."""
