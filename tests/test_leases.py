@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +25,44 @@ ROOT = Path(__file__).resolve().parent.parent
 TTL = 0.4
 
 
+@dataclass
+class Gate:
+    """Holds back the next script whose arguments match, until ``go`` is set."""
+
+    matches: Callable[[list[str]], bool]
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    go: asyncio.Event = field(default_factory=asyncio.Event)
+    done: bool = False
+
+
 class ScriptSpy(aioredis.Redis):
     """A client that notes the arguments of every script it ran, so that a test can wait
     until a waiting turn has asked Redis for the lease (its ticket is the first argument)
-    instead of giving it a while to do so."""
+    instead of giving it a while to do so; and that can hold a script back (`gate`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.script_args: list[list[str]] = []
+        self._gates: list[Gate] = []
+
+    def gate(self, matches: Callable[[list[str]], bool]) -> Gate:
+        gate = Gate(matches)
+        self._gates.append(gate)
+        return gate
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if args[0] != "EVALSHA":
+            return await super().execute_command(*args, **options)
+        script_args = [_text(arg) for arg in args[3 + int(args[2]) :]]
+        gate = next((g for g in self._gates if g.matches(script_args)), None)
+        if gate is not None:
+            self._gates.remove(gate)
+            gate.reached.set()
+            await gate.go.wait()
         result = await super().execute_command(*args, **options)
-        if args[0] == "EVALSHA":
-            keys = int(args[2])
-            self.script_args.append([_text(arg) for arg in args[3 + keys :]])
+        self.script_args.append(script_args)
+        if gate is not None:
+            gate.done = True  # the caller goes on with the result in this same step
         return result
 
     def asked_with(self, token: str, since: int = 0) -> int:
@@ -452,3 +477,31 @@ async def test_a_place_no_turn_held_is_given_up_when_its_task_leaves_it(
         await asyncio.wait_for(_hold_once(b), 5)
     assert b.waiting(KEY) == 0
     assert not errors
+
+
+async def test_a_renewal_that_reaches_redis_after_the_release_is_no_lost_lease(
+    replicas: tuple[RedisLeases, RedisLeases, list[str]],
+    redis_client: aioredis.Redis,
+    key_prefix: str,
+) -> None:
+    a, _, errors = replicas
+    second_in, second_done = asyncio.Event(), asyncio.Event()
+
+    async def second_turn() -> None:  # keeps the conversation, and its renewals, going
+        async with a.hold(KEY):
+            second_in.set()
+            await second_done.wait()
+
+    async with a.hold(KEY):
+        token = _text(await redis_client.get(lease_key(key_prefix)))
+        renewal = spy_of(a).gate(lambda args: args[1:2] == [token])
+        second = asyncio.create_task(second_turn())
+        await asyncio.wait_for(renewal.reached.wait(), 5)
+    # released, and the next turn holds a lease of its own: only now does the renewal of
+    # the old one reach Redis, which no longer knows it
+    await asyncio.wait_for(second_in.wait(), 5)
+    renewal.go.set()
+    await until(lambda: renewal.done, "the late renewal's answer")
+    second_done.set()
+    await asyncio.wait_for(second, 5)
+    assert not errors, "a lease given up is not a lease lost"
