@@ -29,12 +29,14 @@ _session_redis: list[str] = []
 E2E_MODULES = frozenset(
     {
         "test_bench_smoke",  # python -m bench, which starts bots
+        "test_env_file",  # make run, reading .env
         "test_fuzz",  # thousands of updates through a running bot
         "test_leases",  # lease holders in processes of their own, killed
         "test_redis_modes",  # a Redis Cluster and a Sentinel of its own
         "test_replica_share",  # a replica in a process of its own, killed
         "test_replicas",  # python -m bot webhook, twice
         "test_secrets",  # python -m bot
+        "test_startup",  # python -m bot, until it exits
         "test_stop_signal",  # replicas on one Redis, restarted
         "test_streaming",  # delivery through the fake Bot API, paced by real intervals
         "test_fake_telegram",  # the fake's own HTTP tests, a Bot session each
