@@ -1,7 +1,7 @@
 """Context read and trim cost against conversations of 10 to 100,000 stored messages.
 
 In-process, against the benchmark's private Redis: `RedisHistoryStore.load_context`
-(one script call that pages from the newest end) then `bot.context.build_prompt`, timed
+(one script call that pages from the newest end) then `bot.prompt.build.build_prompt`, timed
 separately, with the budget the conversation service uses for glm-4 and a small one.
 """
 
@@ -12,10 +12,10 @@ import uuid
 from typing import Any
 
 from bench.analysis import percentile
-from bot.context import build_prompt
 from bot.history import StoredMessage, create_redis_client
 from bot.history.redis_store import RedisHistoryStore, encode_entry
-from bot.keys import ConversationKey, Keys
+from bot.prompt.build import build_prompt
+from bot.storage.keys import ConversationKey, Keys
 
 # context_tokens - max_tokens of the default [llm] settings (glm-4: 128,000 - 4,096)
 GLM4_BUDGET = 128_000 - 4_096

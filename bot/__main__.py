@@ -23,7 +23,7 @@ from bot.config.environment import unknown_settings
 from bot.gc_tuning import tune_garbage_collector
 from bot.observability.logs import resolve_log_level, secret_parts, setup_logging
 from bot.observability.logs_json import resolve_log_format
-from bot.redis_client import describe_redis
+from bot.storage.redis_client import describe_redis
 from bot.webhook.server import check_webhook_settings, run_webhook, webhook_secret
 
 log = logging.getLogger("bot")

@@ -11,9 +11,10 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from redis.asyncio import Redis
 
-from bot.access import AccessPolicy
-from bot.admins import AdminChecker
-from bot.app_ops import (
+from bot.cluster.leases import RedisLeases
+from bot.config import Settings
+from bot.config.models import catalog_from_settings
+from bot.factory.operations import (
     answered_hooks,
     create_leases,
     create_metrics,
@@ -24,24 +25,24 @@ from bot.app_ops import (
     observe_dispatcher,
     run_with_dispatcher,
 )
-from bot.cluster.leases import RedisLeases
-from bot.config import Settings
-from bot.dedup import UpdateDedup
+from bot.factory.reliability import create_breaker, create_dedup, create_journal, create_owner_alert
+from bot.guards.access import AccessPolicy
+from bot.guards.admins import AdminChecker
+from bot.guards.dedup import UpdateDedup
+from bot.guards.quotas import Limits, QuotaService, create_meter_store
 from bot.history import HistoryStore, create_history_store
-from bot.keys import Keys
 from bot.llm import GLMClient
-from bot.models import ModelCatalog, ModelSpec
+from bot.models import ModelCatalog
 from bot.observability.answer_log import log_answer
 from bot.observability.health import GLMHealth, Readiness
 from bot.observability.http import ObservabilityServer
 from bot.observability.metrics import Metrics
 from bot.personas import PersonaService
 from bot.preferences import ChatPreferences
-from bot.quotas import Limits, QuotaService, create_meter_store
-from bot.ratelimit import TelegramRateLimiter
-from bot.resilience import create_breaker, create_dedup, create_journal, create_owner_alert
 from bot.stopping import Stopper
+from bot.storage.keys import Keys
 from bot.streaming import StreamDelivery
+from bot.streaming.ratelimit import TelegramRateLimiter
 from bot.turns.answer import Answerer
 from bot.turns.journal import TurnJournal
 from bot.turns.queue import ConversationLeases, TurnQueue
@@ -64,6 +65,7 @@ class Services(TypedDict):
     delivery: StreamDelivery
     store: HistoryStore
     preferences: ChatPreferences
+    models: ModelCatalog
     personas: PersonaService
     admins: AdminChecker
     access: AccessPolicy
@@ -160,20 +162,15 @@ def create_delivery(settings: Settings, bot: Bot) -> StreamDelivery:
 
 
 def create_models(settings: Settings) -> ModelCatalog:
-    llm = settings.llm
-    model = ModelSpec(
-        llm.model,
-        context_window=llm.context_tokens,
-        max_tokens=llm.max_tokens,
-        temperature=llm.temperature,
-    )
-    return ModelCatalog([model], default=model.name)
+    """The model catalog of settings.toml; raises ConfigError for one that cannot work."""
+    return catalog_from_settings(settings)
 
 
 def create_turns(
     settings: Settings,
     store: HistoryStore,
     llm: GLMClient,
+    models: ModelCatalog,
     *,
     on_owner_alert: OwnerAlert | None = None,
     journal: TurnJournal | None = None,
@@ -187,7 +184,7 @@ def create_turns(
     answerer = Answerer(
         store=store,
         model=create_breaker(settings, metered(model, metrics)),
-        models=create_models(settings),
+        models=models,
         default_persona=settings.persona.default,
         on_owner_alert=on_owner_alert,
         on_answered=on_answered,
@@ -226,7 +223,9 @@ def create_access(settings: Settings, redis: Redis | None, bot_id: int) -> Acces
     )
 
 
-def create_quotas(settings: Settings, redis: Redis | None, bot_id: int) -> QuotaService:
+def create_quotas(
+    settings: Settings, redis: Redis | None, bot_id: int, models: ModelCatalog
+) -> QuotaService:
     limits = settings.limits
     return QuotaService(
         create_meter_store(redis, Keys(settings.redis.key_prefix, bot_id)),
@@ -236,8 +235,7 @@ def create_quotas(settings: Settings, redis: Redis | None, bot_id: int) -> Quota
             user_daily_tokens=limits.user_daily_tokens,
             chat_daily_tokens=limits.chat_daily_tokens,
         ),
-        model=settings.llm.model,
-        prices=settings.prices,
+        models=models,
         owners=settings.telegram.owners,
     )
 
@@ -291,13 +289,15 @@ def create_app(settings: Settings) -> App:
     metrics = create_metrics(bot, redis)
     leases = create_leases(settings, redis, bot.id, metrics)
     llm = create_llm(settings)
-    quotas = create_quotas(settings, redis, bot.id)
+    models = create_models(settings)
+    quotas = create_quotas(settings, redis, bot.id, models)
     journal = create_journal(settings, bot, redis)
     glm_health = GLMHealth()
     turns = create_turns(
         settings,
         store,
         llm,
+        models,
         on_owner_alert=create_owner_alert(settings, bot, redis),
         journal=journal,
         on_answered=answered_hooks(quotas.on_answered, metrics.on_answered, log_answer),
@@ -315,6 +315,7 @@ def create_app(settings: Settings) -> App:
             delivery=delivery,
             store=store,
             preferences=ChatPreferences(store),
+            models=models,
             personas=create_personas(settings, store),
             admins=create_admins(settings, bot, redis),
             access=create_access(settings, redis, bot.id),

@@ -2,7 +2,7 @@
 
 A part is a piece of a message: text today, an image by reference next. A new kind of
 content is one new part type here, its encoding in the history entry
-(`bot.history.entries`) and its request form (`bot.prompt.request`).
+(`bot.history.entries`) and its request form (`bot.prompt.build.request_message`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from bot.tokens import message_tokens
+from bot.prompt.tokens import message_tokens
 
 __all__ = ["ImagePart", "Message", "Part", "Role", "TextPart", "text_of"]
 

@@ -1,6 +1,6 @@
 """Who the bot is in a chat: persona rules (length, presets, defaults).
 
-Who may change a persona is decided by `bot.admins`; this module only keeps the rules
+Who may change a persona is decided by `bot.guards.admins`; this module only keeps the rules
 of what a persona may be and where it is stored.
 """
 
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from bot.config import PersonaPreset
 from bot.history import HistoryStore, Persona
-from bot.keys import ConversationKey
+from bot.prompt.tokens import message_tokens
 from bot.sanitize import clean_text, is_blank
-from bot.tokens import message_tokens
+from bot.storage.keys import ConversationKey
 
 
 class PersonaRejected(Exception):

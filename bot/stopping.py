@@ -13,7 +13,7 @@ import enum
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from bot.keys import ConversationKey
+from bot.storage.keys import ConversationKey
 
 __all__ = ["MayAdminister", "RemoteStops", "StopOutcome", "Stoppable", "Stopper"]
 

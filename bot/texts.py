@@ -124,6 +124,11 @@ _EN: Final[dict[str, str]] = {
     "usage_top_chats": "Top chats this month:",
     "usage_row": "{name}: {tokens}, ≈ {cost} CNY",
     "usage_totals_private": "Bot totals are shown only in a private chat with me.",
+    "model_current": "Model here: {model}. Choose another:",
+    "model_set": "Done: {model} answers here from now on.",
+    "model_unknown": 'There is no chat model "{name}". Choose one of: {names}. Nothing changed.',
+    "model_admins_only": "Only this group's admins can change the model.",
+    "model_free": "free",
 }
 
 _ZH: Final[dict[str, str]] = {
@@ -219,6 +224,11 @@ _ZH: Final[dict[str, str]] = {
     "usage_top_chats": "本月用量最多的聊天：",
     "usage_row": "{name}：{tokens}，约 {cost} 元",
     "usage_totals_private": "机器人总用量只在与我的私聊中显示。",
+    "model_current": "本聊天的模型：{model}。选择其他模型：",
+    "model_set": "好的，从现在起本聊天由 {model} 回答。",
+    "model_unknown": "没有名为“{name}”的对话模型。可选：{names}。未做任何更改。",
+    "model_admins_only": "只有本群管理员可以更换模型。",
+    "model_free": "免费",
 }
 
 

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from aiogram import F, Router
 
-from handlers import chat, commands, errors, group, listen, members, persona, unsupported, usage
+from handlers import (
+    chat,
+    commands,
+    errors,
+    group,
+    listen,
+    members,
+    model,
+    persona,
+    unsupported,
+    usage,
+)
 from handlers.context import from_person
 from handlers.filters import inline
 from handlers.guards import GuardMiddleware
@@ -33,6 +44,7 @@ def get_routers() -> list[Router]:
     people.include_routers(
         commands.create_router(),
         persona.create_router(),
+        model.create_router(),
         usage.create_router(),
         private,
         groups,

@@ -6,10 +6,10 @@ from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import CallbackQuery, Message, MessageGenerationStopped
 
-from bot.admins import AdminChecker
+from bot.guards.admins import AdminChecker
 from bot.history import HistoryStore
-from bot.keys import ConversationKey
 from bot.stopping import StopOutcome, Stopper, anyone
+from bot.storage.keys import ConversationKey
 from bot.streaming import StreamDelivery
 from bot.texts import text
 from handlers.context import (

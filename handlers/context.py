@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiogram.types import Message
 
-from bot.admins import AdminChecker
-from bot.keys import ConversationKey
+from bot.guards.admins import AdminChecker
 from bot.sanitize import display_name
+from bot.storage.keys import ConversationKey
 from bot.streaming import StreamDelivery
 
 # Telegram's placeholder sender of messages that anonymous group admins send.

@@ -1,5 +1,5 @@
 """Drops an update seen before (a Telegram redelivery, or one another replica took):
-one outer middleware, before anything is dispatched (`bot.dedup`)."""
+one outer middleware, before anything is dispatched (`bot.guards.dedup`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from aiogram import BaseMiddleware, Dispatcher
 from aiogram.types import TelegramObject, Update
 
-from bot.dedup import UpdateDedup
+from bot.guards.dedup import UpdateDedup
 
 log = logging.getLogger(__name__)
 

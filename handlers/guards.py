@@ -16,9 +16,9 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import Message, TelegramObject
 
-from bot.access import AccessPolicy
-from bot.quotas import QuotaService
-from bot.quotas.report import describe_refusal
+from bot.guards.access import AccessPolicy
+from bot.guards.quotas import QuotaService
+from bot.guards.quotas.report import describe_refusal
 from bot.streaming import StreamDelivery
 from bot.texts import text
 from handlers.addressing import ADDRESSED, QUESTION

@@ -6,8 +6,8 @@ from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
-from bot.admins import AdminChecker
 from bot.config import Settings
+from bot.guards.admins import AdminChecker
 from bot.preferences import ChatPreferences
 from bot.streaming import StreamDelivery
 from bot.texts import text

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.types import ChatMemberUpdated
 
-from bot.admins import AdminChecker
+from bot.guards.admins import AdminChecker
 
 
 async def on_member_changed(event: ChatMemberUpdated, admins: AdminChecker) -> None:

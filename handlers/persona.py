@@ -8,7 +8,7 @@ from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
-from bot.admins import AdminChecker
+from bot.guards.admins import AdminChecker
 from bot.personas import PersonaRejected, PersonaService
 from bot.streaming import StreamDelivery
 from bot.texts import text

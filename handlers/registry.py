@@ -94,6 +94,16 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        "model",
+        "both",
+        "anyone",
+        Words("Show the model that answers here", "查看这里使用的模型"),
+        admin_about=Words(
+            "Show or switch the model that answers here: /model <name>",
+            "查看或切换这里使用的模型：/model <名称>",
+        ),
+    ),
+    Command(
         "listen",
         "group",
         "admins",

@@ -8,9 +8,9 @@ from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import Message
 
-from bot.admins import AdminChecker
-from bot.quotas import MeterUnavailable, QuotaService
-from bot.quotas.report import render_bot_report, render_user_report
+from bot.guards.admins import AdminChecker
+from bot.guards.quotas import MeterUnavailable, QuotaService
+from bot.guards.quotas.report import render_bot_report, render_user_report
 from bot.streaming import StreamDelivery
 from bot.texts import text
 from handlers.context import is_private, language, reply, user_id

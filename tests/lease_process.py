@@ -14,7 +14,7 @@ import sys
 import redis.asyncio as aioredis
 
 from bot.cluster.leases import RedisLeases
-from bot.keys import ConversationKey, Keys
+from bot.storage.keys import ConversationKey, Keys
 
 
 async def _main(url: str, prefix: str, chat_id: int, ttl: float) -> None:

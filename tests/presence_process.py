@@ -15,7 +15,7 @@ import sys
 import redis.asyncio as aioredis
 
 from bot.cluster.replicas import ReplicaRegistry
-from bot.keys import Keys
+from bot.storage.keys import Keys
 
 
 async def _main(url: str, prefix: str, interval: float) -> None:

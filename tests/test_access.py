@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from bot.access import AccessPolicy
-from bot.keys import Keys
+from bot.guards.access import AccessPolicy
+from bot.storage.keys import Keys
 
 ALICE, BOB, OWNER = 11, 12, 99
 GROUP = -1001

@@ -15,9 +15,9 @@ from bot.conversation import AnswerResult, ConversationService, DeliveryClaim, O
 from bot.locks import ConversationLocks
 
 from bot.history import MemoryHistoryStore
-from bot.keys import ConversationKey
 from bot.llm import GLMClient, GLMOptions
 from bot.observability.metrics import Metrics
+from bot.storage.keys import ConversationKey
 from tests.fakes.glm import FakeGLM, Reply
 from tests.harness import small_glm_client
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.breaker import BreakerState, CircuitBreakerModel
+from bot.guards.breaker import BreakerState, CircuitBreakerModel
 from bot.llm import ErrorKind, GLMError, GLMOptions, StreamEnd, StreamEvent, TextDelta
 
 OPTIONS = GLMOptions(model="glm-4", max_tokens=16, temperature=0.5)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.formatting import TELEGRAM_TEXT_LIMIT, utf16_len
+from bot.streaming.formatting import TELEGRAM_TEXT_LIMIT, utf16_len
 from handlers.commands import help_text
 from handlers.menu import MENU_LANGUAGES, menus
 from handlers.registry import COMMANDS, readme_table

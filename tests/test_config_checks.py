@@ -10,7 +10,7 @@ import pytest
 from bot.config import ConfigError, Settings, load_settings, with_mode
 from bot.config.environment import UnknownSetting, unknown_settings
 from bot.observability.logs import resolve_log_level
-from bot.redis_client import describe_redis
+from bot.storage.redis_client import describe_redis
 from bot.webhook.server import check_webhook_settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.context import MIN_PROMPT_BUDGET, Prompt, build_prompt, truncate_to_tokens
 from bot.history import Role, StoredMessage
-from bot.tokens import estimate_tokens, message_tokens
+from bot.prompt.build import MIN_PROMPT_BUDGET, Prompt, build_prompt, truncate_to_tokens
+from bot.prompt.tokens import estimate_tokens, message_tokens
 
 
 def msg(role: Role, content: str) -> StoredMessage:

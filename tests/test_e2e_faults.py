@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot.keys import ConversationKey, Keys
+from bot.storage.keys import ConversationKey, Keys
 from tests.conftest import RedisProcess
 from tests.fakes.glm import Reply
 from tests.harness import BotHarness, running_bot

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.keys import ConversationKey
+from bot.storage.keys import ConversationKey
 from tests.fakes.glm import Reply
 from tests.harness import BotHarness, eventually, running_bot
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot.keys import ConversationKey
-from bot.quotas import QuotaService
+from bot.guards.quotas import QuotaService
+from bot.storage.keys import ConversationKey
 from tests.fakes.glm import Reply
 from tests.harness import BotHarness, running_bot
 
@@ -196,7 +196,8 @@ async def test_usage_reports_what_glm_counted(redis_url: str, key_prefix: str) -
         key_prefix,
         reply=Reply(text="Hello from GLM!", usage=USAGE),
         telegram={"owners": [OWNER]},
-        prices={"glm-4": {"input_per_1k": 0.1, "output_per_1k": 0.2}},
+        # CNY per million tokens, merged into the shipped catalog's default model
+        models={"glm-4.7-flash": {"input_price": 100, "output_price": 200}},
         limits={"user_daily_tokens": 100_000},
     ) as h:
         use_clock(h)
@@ -205,11 +206,12 @@ async def test_usage_reports_what_glm_counted(redis_url: str, key_prefix: str) -
         h.tg.private_text(ALICE, "/usage")
         await h.tg.wait_for(lambda: "Your usage" in h.last_text(ALICE), what="/usage")
         report = h.last_text(ALICE)
-        # per answer 1,200 x 0.1 / 1k + 300 x 0.2 / 1k = 0.18 CNY
+        # per answer (1,200 x 100 + 300 x 200) / 1M = 0.18 CNY
         today = "Today: 3,000 tokens (2,400 prompt + 600 answer) in 2 requests, ≈ 0.3600 CNY"
         assert today in report
         assert "This month: 3,000 tokens" in report
         assert "Daily quota: 3,000 of 100,000 tokens used; it resets in 12 h 0 min" in report
+        assert "By model this month:\nglm-4.7-flash: 3,000 tokens, ≈ 0.3600 CNY" in report
         assert "whole bot" not in report, "totals are for owners"
 
         h.tg.group_text(GROUP, ALICE, **mention("in the group"))
@@ -227,7 +229,7 @@ async def test_usage_reports_what_glm_counted(redis_url: str, key_prefix: str) -
         assert "Today: nothing yet" in report, "the owner's own usage"
         assert "This month: 4,500 tokens (3,600 prompt + 900 answer) in 3 requests" in report
         assert "≈ 0.5400 CNY" in report
-        assert "glm-4: 4,500 tokens, ≈ 0.5400 CNY" in report
+        assert "glm-4.7-flash: 4,500 tokens, ≈ 0.5400 CNY" in report
         assert f"1. {ALICE}: 3,000 tokens, ≈ 0.3600 CNY" in report
         assert f"2. {GROUP}: 1,500 tokens, ≈ 0.1800 CNY" in report
 

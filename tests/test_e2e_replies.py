@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from bot.admins import AdminChecker
-from bot.keys import Keys
+from bot.guards.admins import AdminChecker
+from bot.storage.keys import Keys
 from tests.fakes.telegram import Limits
 from tests.harness import BotHarness, eventually, running_bot
 

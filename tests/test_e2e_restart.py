@@ -6,7 +6,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from bot.keys import ConversationKey, Keys
+from bot.storage.keys import ConversationKey, Keys
 from tests.bot_process import BotProcess, bot_env
 from tests.fakes.glm import FakeGLM, Reply
 from tests.fakes.telegram import FakeTelegram

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.keys import ConversationKey
+from bot.storage.keys import ConversationKey
 from tests.fakes.glm import Reply
 from tests.fakes.telegram import Limits
 from tests.harness import BotHarness, running_bot

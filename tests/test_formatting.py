@@ -8,7 +8,7 @@ from aiogram.types import MessageEntity
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.formatting import (
+from bot.streaming.formatting import (
     PART_LIMIT,
     Rendered,
     plain_parts,

@@ -22,7 +22,7 @@ from bot.history import (
     StoredMessage,
     create_history_store,
 )
-from bot.keys import Keys
+from bot.storage.keys import Keys
 from tests.conftest import RedisProcess
 
 BOT_ID = 42

@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.cluster.leases import RedisLeases
-from bot.keys import ConversationKey, Keys
+from bot.storage.keys import ConversationKey, Keys
 from tests.conftest import RedisProcess
 
 KEY = ConversationKey(777)

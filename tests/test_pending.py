@@ -15,7 +15,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from bot.history import HistoryUnavailable, RedisHistoryStore, StoredMessage, riding
-from bot.keys import ConversationKey, Keys
+from bot.storage.keys import ConversationKey, Keys
 from tests.fakes.glm import Reply
 from tests.harness import eventually, running_bot
 

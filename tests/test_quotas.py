@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 import redis.asyncio as aioredis
 
-from bot.config import ModelPrice
-from bot.keys import Keys
-from bot.quotas import (
+from bot.guards.quotas import (
     Charge,
     Limits,
     MemoryMeterStore,
@@ -26,7 +25,12 @@ from bot.quotas import (
     month_of,
     seconds_to_midnight,
 )
-from bot.quotas.report import format_wait
+from bot.guards.quotas.report import format_wait
+from bot.llm import Usage
+from bot.messages import TextPart
+from bot.models import ModelCatalog, ModelSpec, Prices
+from bot.storage.keys import ConversationKey, Keys
+from bot.turns.types import AnswerResult, Outcome, Turn
 from tests.conftest import RedisProcess
 
 BOT_ID = 42
@@ -34,7 +38,14 @@ ALICE, BOB, OWNER = 11, 12, 99
 GROUP, OTHER_GROUP = -1001, -1002
 # 2024-03-10 12:00:00 UTC
 NOON = datetime(2024, 3, 10, 12, 0, tzinfo=UTC).timestamp()
-PRICES = {"glm-4": ModelPrice(input_per_1k=0.1, output_per_1k=0.2)}
+# CNY per million tokens
+CATALOG = ModelCatalog(
+    [
+        ModelSpec("glm-4", 128_000, 4096, prices=Prices(input=100, output=200)),
+        ModelSpec("glm-5", 200_000, 32_768, prices=Prices(input=4, output=18)),
+    ],
+    default="glm-4",
+)
 
 
 class Clock:
@@ -62,8 +73,7 @@ def service(store: MeterStore, clock: Clock, **limits: int) -> QuotaService:
     return QuotaService(
         store,
         limits=Limits(**limits),
-        model="glm-4",
-        prices=PRICES,
+        models=CATALOG,
         owners=[OWNER],
         clock=clock,
     )
@@ -228,12 +238,14 @@ async def test_a_charge_is_one_script_that_sets_ttls_when_it_creates_a_key(
         report = await quotas.user_report(ALICE, GROUP)
     finally:
         await client.aclose()
-    # one round trip each: no per-field HINCRBY, an EXPIRE only for Bob's day and month
+    # one round trip each: no per-field HINCRBY, an EXPIRE only for Bob's new day and
+    # month counters (his own, and his own of the model)
     assert stats["evalsha"] == 3, "two charges, one sent again after NOSCRIPT"
     assert stats["script|load"] == 1
-    assert stats["expire"] == 2
+    assert stats["expire"] == 4
     assert "hincrby" not in stats
-    assert stats["hset"] == stats["hmget"] == 2 * 8
+    # user, chat, model, user's model and total, for the day and the month
+    assert stats["hset"] == stats["hmget"] == 2 * 10
     assert stats["zincrby"] == 2 * 2
     assert report.today.tokens == 3000
     assert report.today.requests == 2
@@ -294,7 +306,7 @@ async def test_redis_down_fails_open_and_loses_only_accounting(
         )
         assert await quotas.admit(ALICE, ALICE) is None
         own_redis.stop()
-        with caplog.at_level(logging.WARNING, logger="bot.quotas"):
+        with caplog.at_level(logging.WARNING, logger="bot.guards.quotas"):
             assert await quotas.admit(ALICE, ALICE) is None, "limits fail open"
             await quotas.charge(ALICE, ALICE, 10, 10)  # logged, not raised
         assert any("not recorded" in r.getMessage() for r in caplog.records)
@@ -318,16 +330,46 @@ def test_cost_in_millionths() -> None:
     quotas = service(MemoryMeterStore(), Clock())
     assert quotas.cost_micros("glm-4", 1000, 1000) == 300_000
     assert quotas.cost_micros("glm-4", 1, 0) == 100
+    # glm-5: 4 and 18 CNY per million tokens
+    assert quotas.cost_micros("glm-5", 1_000_000, 1_000_000) == 22_000_000
+    assert quotas.cost_micros("glm-5", 1000, 500) == 13_000
     assert quotas.cost_micros("unknown-model", 1000, 1000) == 0
 
 
+async def test_an_answer_is_charged_to_the_model_that_answered(store: MeterStore) -> None:
+    quotas = service(store, Clock())
+    turn = Turn(ConversationKey(GROUP), (TextPart("hi"),), user_id=ALICE)
+    usage = Usage(prompt_tokens=1000, completion_tokens=500, total_tokens=1500)
+    await quotas.on_answered(turn, AnswerResult(Outcome.COMPLETED, usage=usage, model="glm-5"))
+    await quotas.on_answered(turn, AnswerResult(Outcome.COMPLETED, usage=usage, model="glm-5"))
+    await quotas.on_answered(turn, AnswerResult(Outcome.COMPLETED, usage=usage, model="glm-4"))
+
+    report = await quotas.user_report(ALICE)
+    # glm-5: 2 x (1000 x 4 + 500 x 18) / 1e6; glm-4: (1000 x 100 + 500 x 200) / 1e6
+    assert report.month.cost == pytest.approx(0.026 + 0.2)
+    assert [(name, t.tokens, t.requests) for name, t in report.by_model] == [
+        ("glm-5", 3000, 2),
+        ("glm-4", 1500, 1),
+    ]
+    assert report.by_model[0][1].cost == pytest.approx(0.026)
+    assert await quotas.user_report(BOB) == replace(await quotas.user_report(BOB), by_model=[]), (
+        "Bob used no model"
+    )
+    bot = await quotas.bot_report()
+    assert [(name, t.cost) for name, t in bot.models] == [
+        ("glm-5", pytest.approx(0.026)),
+        ("glm-4", pytest.approx(0.2)),
+    ]
+
+
 def test_scopes_of_a_charge() -> None:
-    from bot.quotas import Charge
+    from bot.guards.quotas import Charge
 
     charge = Charge(ALICE, GROUP, "glm-4", 1, 2, 3)
     assert Scope.of_charge(charge) == [
         Scope.user(ALICE),
         Scope.chat(GROUP),
         Scope.model("glm-4"),
+        Scope.user_model(ALICE, "glm-4"),
         Scope.total(),
     ]

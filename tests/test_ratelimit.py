@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bot.ratelimit import TelegramRateLimiter
+from bot.streaming.ratelimit import TelegramRateLimiter
 from tests.fake_clock import FakeClock
 
 GROUP = -100123

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from bot.keys import Keys
+from bot.storage.keys import Keys
 from tests.conftest import RedisProcess
 from tests.fakes.glm import Reply
 from tests.harness import BotHarness, eventually, running_bot

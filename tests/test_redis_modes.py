@@ -20,12 +20,12 @@ from bot.pending import PendingTurn, TurnJournal
 from bot.cluster.leases import RedisLeases
 from bot.cluster.replicas import ReplicaRegistry
 from bot.cluster.stop_signal import StopSignal
+from bot.guards.quotas import Charge, RedisMeterStore, Scope, day_of
 from bot.history import RedisHistoryStore, StoredMessage, create_redis_client, riding
 from bot.history.base import Persona
-from bot.keys import ConversationKey, Keys
-from bot.quotas import Charge, RedisMeterStore, Scope, day_of
-from bot.redis_client import CountingRedisCluster, SentinelRedis
 from bot.stopping import MayAdminister, StopOutcome
+from bot.storage.keys import ConversationKey, Keys
+from bot.storage.redis_client import CountingRedisCluster, SentinelRedis
 from tests.webhook_updates import free_port
 
 

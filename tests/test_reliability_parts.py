@@ -7,10 +7,10 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from bot.alerts import OwnerAlerts
-from bot.dedup import UpdateDedup
+from bot.guards.alerts import OwnerAlerts
+from bot.guards.dedup import UpdateDedup
 from bot.history import HistoryUnavailable, MemoryHistoryStore, RedisHistoryStore, riding
-from bot.keys import ConversationKey, Keys
+from bot.storage.keys import ConversationKey, Keys
 
 BOT_ID = 42
 # Nothing listens there: every command fails at once with a connection error.

@@ -16,8 +16,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.cluster.replicas import ReplicaRegistry, bot_wide_share
-from bot.keys import Keys
-from bot.ratelimit import TelegramRateLimiter
+from bot.storage.keys import Keys
+from bot.streaming.ratelimit import TelegramRateLimiter
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET = 30.0

@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.history import RedisHistoryStore
-from bot.keys import ConversationKey, Keys
+from bot.storage.keys import ConversationKey, Keys
 from tests.fakes.glm import FakeGLM, Reply
 from tests.fakes.telegram import FakeTelegram
 from tests.replica_processes import (

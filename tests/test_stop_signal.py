@@ -1,6 +1,6 @@
 """/stop across replicas on a real Redis: two in-process replicas, each with its own Redis
 client, leases, conversation service (streaming from the fake GLM over HTTP) and stop
-signal, as `bot.app_ops.create_stopper` wires them."""
+signal, as `bot.factory.operations.create_stopper` wires them."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from bot.conversation import AnswerResult, ConversationService, Outcome, Turn
 from bot.cluster.leases import RedisLeases
 from bot.cluster.stop_signal import StopSignal
 from bot.history import ConversationContext, MemoryHistoryStore, Rider
-from bot.keys import ConversationKey, Keys
 from bot.llm import GLMOptions
 from bot.stopping import StopOutcome, Stopper
+from bot.storage.keys import ConversationKey, Keys
 from tests.conftest import RedisProcess
 from tests.fakes.glm import FakeGLM, Reply
 from tests.harness import small_glm_client

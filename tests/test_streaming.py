@@ -16,11 +16,11 @@ from aiogram.client.telegram import TelegramAPIServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.formatting import render, utf16_len
-from bot.ratelimit import TelegramRateLimiter
 from bot.streaming import DraftWriter, EditWriter, StreamDelivery
+from bot.streaming.formatting import render, utf16_len
 from bot.streaming.outlet import DRAFTS_RECHECK_SECONDS
 from bot.streaming.parts import PartTracker
+from bot.streaming.ratelimit import TelegramRateLimiter
 from tests.fakes.telegram import FakeTelegram, Limits, SentMessage
 
 PRIVATE = 1001

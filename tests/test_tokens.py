@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.tokens import (
+from bot.prompt.tokens import (
     MAX_TOKENS_PER_CHAR,
     MESSAGE_OVERHEAD,
     TokenCalibration,

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from bot.cluster.leases import RedisLeases
 from bot.config.ops import derived_webhook_secret
-from bot.keys import ConversationKey, Keys
+from bot.storage.keys import ConversationKey, Keys
 from tests.fakes.glm import Reply
 from tests.webhook_updates import PATH, private_text_update, webhook_bot
 

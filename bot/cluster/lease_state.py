@@ -10,7 +10,7 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
-from bot.keys import ConversationKey
+from bot.storage.keys import ConversationKey
 
 __all__ = ["Conversation", "LeaseTurn", "Reservation", "run_script"]
 

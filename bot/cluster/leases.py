@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 
 from bot.cluster.lease_scripts import ACQUIRE, ENTER, LEAVE, RELEASE, RENEW
 from bot.cluster.lease_state import Conversation, LeaseTurn, Reservation, run_script
-from bot.keys import ConversationKey, Keys
+from bot.storage.keys import ConversationKey, Keys
 
 __all__ = ["RedisLeases", "Reservation"]
 

@@ -8,7 +8,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.types import Update
 
 from bot.cluster.leases import RedisLeases
-from bot.keys import ConversationKey
+from bot.storage.keys import ConversationKey
 from bot.webhook.intake import UpdateRequestHandler
 
 __all__ = ["OrderedRequestHandler", "conversation_of"]

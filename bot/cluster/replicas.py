@@ -1,7 +1,7 @@
 """How many replicas serve the bot, so that together they keep Telegram's bot-wide budget.
 
 Telegram allows a bot about 30 messages a second, however many processes send them. Each
-replica schedules its own sends (`bot.ratelimit`) and takes an equal share of the budget:
+replica schedules its own sends (`bot.streaming.ratelimit`) and takes an equal share of the budget:
 ``budget / live replicas``, never above the budget, never below ``_FLOOR_RATE``.
 
 Presence is one sorted set, ``<prefix>:b<bot>:replicas`` (member: replica id; score: its
@@ -42,8 +42,8 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from bot.background import halt
-from bot.keys import Keys
+from bot.storage.background import halt
+from bot.storage.keys import Keys
 
 __all__ = ["ReplicaRegistry", "bot_wide_share"]
 

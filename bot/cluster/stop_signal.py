@@ -37,9 +37,9 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from bot.background import halt
-from bot.keys import ConversationKey, Keys
 from bot.stopping import MayAdminister, StopOutcome
+from bot.storage.background import halt
+from bot.storage.keys import ConversationKey, Keys
 
 __all__ = ["LocalStops", "StopSignal"]
 

@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from bot.config.formats import BotToken, check_redis_url
+from bot.config.models import ModelEntry
 from bot.config.ops import (
     LeaseSettings,
     LoggingSettings,
@@ -47,12 +48,11 @@ class TelegramSettings(BaseModel):
 
 
 class LLMSettings(BaseModel):
-    model: str = "glm-4"
-    # Context window of the model in tokens; the history is trimmed to
-    # context_tokens - max_tokens - persona.
-    context_tokens: int = Field(default=128_000, ge=256)
-    # Longest answer, in tokens.
-    max_tokens: int = Field(default=4096, ge=16)
+    # The default chat model of a new chat; a name from [models.*].
+    model: str = "glm-4.7-flash"
+    # Most prompt tokens (persona, history, question) one request may carry; unset: each
+    # model's context window less its answer limit. The answer limit is not taken from it.
+    context_tokens: int | None = Field(default=None, ge=256)
     temperature: float = Field(default=0.7, ge=0.0, le=1.0)
     # Concurrency bound: how many answers are generated at the same time, each holding one
     # HTTP connection to GLM. Further requests wait their turn (the user sees "typing")
@@ -143,12 +143,6 @@ class LimitSettings(BaseModel):
     chat_daily_tokens: int = Field(default=0, ge=0)
 
 
-class ModelPrice(BaseModel):
-    # CNY per 1,000 tokens.
-    input_per_1k: float = Field(ge=0)
-    output_per_1k: float = Field(ge=0)
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_nested_delimiter="__",
@@ -180,7 +174,8 @@ class Settings(BaseSettings):
     groups: GroupSettings = GroupSettings()
     access: AccessSettings = AccessSettings()
     limits: LimitSettings = LimitSettings()
-    prices: dict[str, ModelPrice] = {}
+    # the model catalog: [models."<name>"] tables (bot.config.models)
+    models: dict[str, ModelEntry] = {}
     webhook: WebhookSettings = WebhookSettings()
     leases: LeaseSettings = LeaseSettings()
     metrics: MetricsSettings = MetricsSettings()

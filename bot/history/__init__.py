@@ -16,8 +16,12 @@ from bot.history.base import (
 )
 from bot.history.memory_store import MemoryHistoryStore
 from bot.history.redis_store import RedisHistoryStore
-from bot.keys import ConversationKey, Keys
-from bot.redis_client import CountingRedis, create_sentinel_or_cluster_client, is_sentinel_url
+from bot.storage.keys import ConversationKey, Keys
+from bot.storage.redis_client import (
+    CountingRedis,
+    create_sentinel_or_cluster_client,
+    is_sentinel_url,
+)
 
 __all__ = [
     "ConversationContext",
@@ -49,7 +53,7 @@ def create_redis_client(
     """A client on a blocking pool: a burst beyond `max_connections` waits up to
     `pool_timeout` seconds for a free connection instead of failing. Responses are
     decoded to str. The caller closes it with `aclose()` (which closes the pool).
-    Sentinel and Cluster (`mode`, or a redis+sentinel:// URL): see `bot.redis_client`."""
+    Sentinel and Cluster (`mode`, or a redis+sentinel:// URL): see `bot.storage.redis_client`."""
     options = {
         "decode_responses": True,
         "socket_timeout": _SOCKET_TIMEOUT,

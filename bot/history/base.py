@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, get_args
 
-from bot.keys import ConversationKey
 from bot.messages import Message, Role
+from bot.storage.keys import ConversationKey
 
 __all__ = [
     "ConversationContext",

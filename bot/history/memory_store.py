@@ -15,8 +15,8 @@ from bot.history.base import (
     validate_messages,
     validate_persona,
 )
-from bot.keys import ConversationKey
 from bot.messages import Message
+from bot.storage.keys import ConversationKey
 
 __all__ = ["MemoryHistoryStore"]
 

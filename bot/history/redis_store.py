@@ -24,8 +24,8 @@ from bot.history.base import (
     validate_persona,
 )
 from bot.history.entries import decode_entry, encode_entry
-from bot.keys import ConversationKey, Keys
 from bot.messages import Message
+from bot.storage.keys import ConversationKey, Keys
 
 __all__ = ["RedisHistoryStore"]
 

@@ -29,8 +29,8 @@ from aiogram.types import (
     ReplyParameters,
 )
 
-from bot.formatting import TELEGRAM_TEXT_LIMIT, Rendered, plain_parts, utf16_len
-from bot.ratelimit import TelegramRateLimiter
+from bot.streaming.formatting import TELEGRAM_TEXT_LIMIT, Rendered, plain_parts, utf16_len
+from bot.streaming.ratelimit import TelegramRateLimiter
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ The conversation core hands a writer the whole answer so far (``update``) as oft
 likes; a background task per answer delivers the latest text at a pace Telegram
 tolerates, and ``finish`` delivers the final text completely. Pieces:
 
-- ``bot.formatting``: Markdown to text + entities, cut at 4,000 UTF-16 units;
+- ``bot.streaming.formatting``: Markdown to text + entities, cut at 4,000 UTF-16 units;
 - ``bot.streaming.parts``: a growing answer cut into messages that never change once full;
-- ``bot.ratelimit``: the bot-wide budgets every message and edit waits for;
+- ``bot.streaming.ratelimit``: the bot-wide budgets every message and edit waits for;
 - ``bot.streaming.chain``: the messages of one answer, Telegram's refusals and retries;
 - ``bot.streaming.writer`` (EditWriter, the edit cadence) and ``bot.streaming.draft``.
 """
@@ -19,11 +19,11 @@ from typing import Literal, Protocol
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 
-from bot.formatting import Rendered, plain_parts
-from bot.ratelimit import TelegramRateLimiter
 from bot.streaming.chain import STOP_CALLBACK, MessageChain, Stats, Target
 from bot.streaming.draft import DraftWriter
+from bot.streaming.formatting import Rendered, plain_parts
 from bot.streaming.outlet import Outlet
+from bot.streaming.ratelimit import TelegramRateLimiter
 from bot.streaming.writer import EditWriter
 from bot.turns.types import AnswerWriter as CoreAnswerWriter
 

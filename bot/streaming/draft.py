@@ -21,8 +21,8 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
 )
 
-from bot.formatting import Rendered
 from bot.streaming.chain import Stats, Target, described, is_parse_error
+from bot.streaming.formatting import Rendered
 from bot.streaming.outlet import Outlet
 from bot.streaming.parts import PartTracker
 from bot.streaming.thinking import thinking_part

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from aiogram import Bot
 
-from bot.ratelimit import TelegramRateLimiter
+from bot.streaming.ratelimit import TelegramRateLimiter
 
 __all__ = ["DRAFTS_RECHECK_SECONDS", "Outlet"]
 

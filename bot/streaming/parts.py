@@ -7,7 +7,7 @@ of the whole answer. Cuts are made in the Markdown source, between top-level blo
 (which later text cannot change) or, inside one oversized block, at a line break; a
 fenced code block cut in two is closed and reopened with the same fence and language.
 What the source cannot cut cleanly (one huge line) is left to the rendered-text splitter
-of :mod:`bot.formatting`.
+of :mod:`bot.streaming.formatting`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,14 @@ from dataclasses import dataclass
 
 import pyromark
 
-from bot.formatting import PARSE_OPTIONS, PART_LIMIT, Rendered, render, render_parts, utf16_len
+from bot.streaming.formatting import (
+    PARSE_OPTIONS,
+    PART_LIMIT,
+    Rendered,
+    render,
+    render_parts,
+    utf16_len,
+)
 
 # A block boundary is preferred to cutting inside the next block when it keeps at least
 # this share of a message; otherwise the big block is cut at a line to fill the message.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiogram.types import MessageEntity
 
-from bot.formatting import TELEGRAM_TEXT_LIMIT, Rendered, utf16_len
+from bot.streaming.formatting import TELEGRAM_TEXT_LIMIT, Rendered, utf16_len
 
 __all__ = ["thinking_part", "with_reasoning"]
 

@@ -23,8 +23,8 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 
-from bot.formatting import Rendered, plain_parts
 from bot.streaming.chain import MessageChain, Stats, StopStreamingError, Target, with_footer
+from bot.streaming.formatting import Rendered, plain_parts
 from bot.streaming.outlet import Outlet
 from bot.streaming.parts import PartTracker
 from bot.streaming.thinking import thinking_part, with_reasoning

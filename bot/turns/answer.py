@@ -2,7 +2,7 @@
 
     load     the persona, the chat's preferences and the newest history (one read)
     model    the chat's model, and with it the prompt budget and answer limit
-    prompt   the messages for GLM within that budget (`bot.context`)
+    prompt   the messages for GLM within that budget (`bot.prompt.build`)
     stream   GLM's answer into the writer (once more, shorter, if the prompt was too long)
     outcome  how it ended, and from the table in `bot.turns.outcomes` what that means
     store    question and answer, when the ending keeps them
@@ -18,14 +18,14 @@ import asyncio
 import logging
 import time
 
-from bot.context import Prompt, build_prompt
 from bot.history import ConversationContext, HistoryStore, HistoryUnavailable
 from bot.llm import ErrorKind, GLMError, GLMOptions
 from bot.messages import Message
 from bot.models import ModelCatalog, ModelSpec
 from bot.preferences import Preferences
+from bot.prompt.build import Prompt, build_prompt
+from bot.prompt.tokens import TokenCalibration, message_tokens
 from bot.texts import text
-from bot.tokens import TokenCalibration, message_tokens
 from bot.turns.outcomes import ENDINGS, ERROR_NOTES, STOPPED_EMPTY, decide
 from bot.turns.sources import cite, with_sources
 from bot.turns.stream import AnswerRun, generate, options_for

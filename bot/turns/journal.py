@@ -37,8 +37,8 @@ from dataclasses import asdict, dataclass
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from bot.background import Periodic
-from bot.keys import Keys
+from bot.storage.background import Periodic
+from bot.storage.keys import Keys
 from bot.turns.types import Turn
 
 log = logging.getLogger(__name__)

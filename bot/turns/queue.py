@@ -24,7 +24,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.keys import ConversationKey
+from bot.storage.keys import ConversationKey
 from bot.texts import text
 from bot.turns.answer import Answerer
 from bot.turns.stream import AnswerRun

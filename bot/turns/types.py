@@ -8,10 +8,10 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequen
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bot.keys import ConversationKey
 from bot.llm import ErrorKind, GLMOptions, StreamEvent, Usage
 from bot.messages import Message, Part, TextPart, text_of
-from bot.tokens import message_tokens
+from bot.prompt.tokens import message_tokens
+from bot.storage.keys import ConversationKey
 
 __all__ = [
     "AnswerResult",

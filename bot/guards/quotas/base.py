@@ -127,9 +127,10 @@ class Charge:
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Whose usage: one user, one chat, one model, or the whole bot."""
+    """Whose usage: one user, one chat, one model, one user's use of one model, or the
+    whole bot."""
 
-    kind: Literal["user", "chat", "model", "total"]
+    kind: Literal["user", "chat", "model", "user_model", "total"]
     ident: str = ""
 
     @classmethod
@@ -145,6 +146,10 @@ class Scope:
         return cls("model", name)
 
     @classmethod
+    def user_model(cls, user_id: int, model: str) -> Scope:
+        return cls("user_model", f"{user_id}:{model}")
+
+    @classmethod
     def total(cls) -> Scope:
         return cls("total")
 
@@ -154,6 +159,7 @@ class Scope:
             cls.user(charge.user_id),
             cls.chat(charge.chat_id),
             cls.model(charge.model),
+            cls.user_model(charge.user_id, charge.model),
             cls.total(),
         ]
 

@@ -15,13 +15,13 @@ from bot.cluster.replicas import ReplicaRegistry, bot_wide_share
 from bot.cluster.stop_signal import StopSignal
 from bot.config import Settings
 from bot.history import HistoryStore
-from bot.keys import Keys
 from bot.observability.dispatcher_metrics import TelegramCallMetrics, UpdateMetrics
 from bot.observability.health import Check, GLMHealth, Readiness
 from bot.observability.metrics import MeteredModel, Metrics
-from bot.ratelimit import TelegramRateLimiter
-from bot.redis_client import on_redis_error
 from bot.stopping import Stoppable, Stopper
+from bot.storage.keys import Keys
+from bot.storage.redis_client import on_redis_error
+from bot.streaming.ratelimit import TelegramRateLimiter
 from bot.turns.queue import TurnQueue
 from bot.turns.types import AnsweredHook, AnswerResult, ChatModel, Turn
 

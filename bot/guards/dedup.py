@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
-from bot.keys import Keys
-from bot.once import OncePerInterval
+from bot.storage.keys import Keys
+from bot.storage.once import OncePerInterval
 
 __all__ = ["UpdateDedup"]
 

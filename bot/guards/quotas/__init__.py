@@ -1,11 +1,10 @@
-"""Rate limits, daily token quotas and usage accounting (see `bot.quotas.service`)."""
+"""Rate limits, daily token quotas and usage accounting (see `bot.guards.quotas.service`)."""
 
 from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from bot.keys import Keys
-from bot.quotas.base import (
+from bot.guards.quotas.base import (
     Charge,
     Clock,
     Limits,
@@ -19,9 +18,10 @@ from bot.quotas.base import (
     month_of,
     seconds_to_midnight,
 )
-from bot.quotas.memory_store import MemoryMeterStore
-from bot.quotas.redis_store import RedisMeterStore
-from bot.quotas.service import BotReport, QuotaService, UsageReport
+from bot.guards.quotas.memory_store import MemoryMeterStore
+from bot.guards.quotas.redis_store import RedisMeterStore
+from bot.guards.quotas.service import BotReport, QuotaService, UsageReport
+from bot.storage.keys import Keys
 
 __all__ = [
     "BotReport",

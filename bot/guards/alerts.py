@@ -3,7 +3,7 @@
 Each cause is sent at most once per ``interval`` however many users hit it and however
 many replicas see it: the first process to claim the cause in Redis (``SET NX EX``)
 sends; without Redis the claim is kept in this process. Sending itself is a function
-given by the caller (``bot.resilience`` passes one built on the aiogram Bot), so this
+given by the caller (``bot.factory.reliability`` passes one built on the aiogram Bot), so this
 module knows nothing of Telegram.
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import redis.asyncio as aioredis
 
-from bot.keys import Keys
-from bot.once import OncePerInterval
+from bot.storage.keys import Keys
+from bot.storage.once import OncePerInterval
 
 log = logging.getLogger(__name__)
 

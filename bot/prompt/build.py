@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.messages import ImagePart, Message, Part, TextPart
-from bot.tokens import (
+from bot.prompt.tokens import (
     MAX_TOKENS_PER_CHAR,
     MESSAGE_OVERHEAD,
     fitting_prefix_length,

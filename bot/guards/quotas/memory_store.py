@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
 
-from bot.quotas.base import (
+from bot.guards.quotas.base import (
     DAY_TTL,
     MONTH_TTL,
     NOTICE_INTERVAL,

@@ -11,12 +11,12 @@ from __future__ import annotations
 from aiogram import Bot
 from redis.asyncio import Redis
 
-from bot.alerts import OwnerAlerts
-from bot.breaker import CircuitBreakerModel
 from bot.config import Settings
-from bot.dedup import UpdateDedup
-from bot.keys import Keys
+from bot.guards.alerts import OwnerAlerts
+from bot.guards.breaker import CircuitBreakerModel
+from bot.guards.dedup import UpdateDedup
 from bot.llm import ErrorKind
+from bot.storage.keys import Keys
 from bot.texts import text
 from bot.turns.journal import PendingTurn, TurnJournal
 from bot.turns.types import ChatModel, OwnerAlert

@@ -13,8 +13,8 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
-from bot.keys import Keys
-from bot.once import OncePerInterval
+from bot.storage.keys import Keys
+from bot.storage.once import OncePerInterval
 
 __all__ = ["AccessPolicy"]
 

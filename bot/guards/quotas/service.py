@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.config import ModelPrice
-from bot.quotas.base import (
+from bot.guards.quotas.base import (
     Charge,
     Clock,
     Limits,
@@ -21,7 +21,8 @@ from bot.quotas.base import (
     month_of,
     seconds_to_midnight,
 )
-from bot.tokens import message_tokens
+from bot.models import ModelCatalog
+from bot.prompt.tokens import message_tokens
 from bot.turns.types import AnswerResult, Turn
 
 __all__ = ["BotReport", "QuotaService", "UsageReport"]
@@ -40,6 +41,8 @@ class UsageReport:
     limits: Limits
     # until the daily quotas start again (00:00 UTC)
     resets_in: float
+    # the person's month by model, most tokens first (models they used only)
+    by_model: list[tuple[str, Totals]] = dataclasses.field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,19 +67,16 @@ class QuotaService:
         store: MeterStore,
         *,
         limits: Limits,
-        model: str,
-        prices: Mapping[str, ModelPrice],
+        models: ModelCatalog,
         owners: Iterable[int] = (),
         clock: Clock = time.time,
     ) -> None:
         self.store = store
         self.limits = limits
         self.clock = clock
-        self._model = model
-        self._prices = dict(prices)
+        self._models = models
         self._owners = frozenset(owners)
         self._unpriced_warned: set[str] = set()
-        self.cost_micros(model, 0, 0)  # says at start-up when the model has no price
 
     async def admit(self, user_id: int, chat_id: int) -> Refusal | None:
         """None when the message may go to GLM (it is then counted in the rate windows)."""
@@ -91,7 +91,8 @@ class QuotaService:
             return None
 
     async def on_answered(self, turn: Turn, result: AnswerResult) -> None:
-        """The conversation's hook after each answer: charge what GLM reported."""
+        """The conversation's hook after each answer: charge what GLM reported to the
+        model that answered."""
         if result.usage is not None:
             prompt, completion = result.usage.prompt_tokens, result.usage.completion_tokens
         elif result.first_token_at is not None:
@@ -102,7 +103,7 @@ class QuotaService:
             completion = message_tokens(result.answer)
         else:
             return  # GLM produced nothing (an error before any text): nothing to charge
-        await self.charge(turn.user_id, turn.key.chat_id, prompt, completion)
+        await self.charge(turn.user_id, turn.key.chat_id, prompt, completion, model=result.model)
 
     async def charge(
         self,
@@ -113,7 +114,9 @@ class QuotaService:
         *,
         model: str | None = None,
     ) -> None:
-        model = model or self._model
+        """Count an answer's tokens and cost against `model` (the default model if none
+        is named)."""
+        model = model or self._models.default.name
         prompt_tokens, completion_tokens = max(0, prompt_tokens), max(0, completion_tokens)
         charge = Charge(
             user_id=user_id,
@@ -133,16 +136,15 @@ class QuotaService:
             )
 
     def cost_micros(self, model: str, prompt_tokens: int, completion_tokens: int) -> int:
-        """Estimated cost in millionths of the price unit (0 for a model without a price)."""
-        price = self._prices.get(model)
-        if price is None:
+        """Estimated cost in millionths of a CNY (0 for a model the catalog does not
+        price, e.g. one removed since)."""
+        spec = self._models.get(model)
+        if spec is None:
             if model not in self._unpriced_warned:
                 self._unpriced_warned.add(model)
-                log.warning("no [prices.%s] in the settings: its cost is counted as 0", model)
+                log.warning("model %s is not in the catalog: its cost is counted as 0", model)
             return 0
-        # per 1k tokens -> millionths: x / 1000 * 1e6
-        micros = price.input_per_1k * prompt_tokens + price.output_per_1k * completion_tokens
-        return round(micros * 1000)
+        return spec.prices.cost_micros(prompt_tokens, completion_tokens)
 
     async def user_report(self, user_id: int, chat_id: int | None = None) -> UsageReport:
         """Raises MeterUnavailable."""
@@ -151,10 +153,24 @@ class QuotaService:
         wanted = [(Scope.user(user_id), day), (Scope.user(user_id), month)]
         if chat_id is not None:
             wanted += [(Scope.chat(chat_id), day), (Scope.chat(chat_id), month)]
+        # the catalog is short: its models are read in the same round trip
+        names = [model.name for model in self._models]
+        wanted += [(Scope.user_model(user_id, name), month) for name in names]
         found = await self.store.totals(wanted)
         chat_today, chat_month = (found[2], found[3]) if chat_id is not None else (None, None)
+        per_model = zip(names, found[len(found) - len(names) :], strict=True)
+        by_model = sorted(
+            ((name, totals) for name, totals in per_model if totals.requests),
+            key=lambda item: -item[1].tokens,
+        )
         return UsageReport(
-            found[0], found[1], chat_today, chat_month, self.limits, seconds_to_midnight(now)
+            found[0],
+            found[1],
+            chat_today,
+            chat_month,
+            self.limits,
+            seconds_to_midnight(now),
+            by_model,
         )
 
     async def bot_report(self, top: int = 10) -> BotReport:

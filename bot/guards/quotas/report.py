@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from bot.quotas.base import Refusal, Totals
-from bot.quotas.service import BotReport, UsageReport
+from bot.guards.quotas.base import Refusal, Totals
+from bot.guards.quotas.service import BotReport, UsageReport
 from bot.texts import count, text
 
 __all__ = ["describe_refusal", "format_wait", "render_bot_report", "render_user_report"]
@@ -86,6 +86,9 @@ def render_user_report(report: UsageReport, language: str | None) -> str:
         report.resets_in,
         language,
     )
+    if report.by_model:
+        lines.append(text("usage_models", language))
+        lines += [_row(name, totals, language) for name, totals in report.by_model]
     if report.chat_today is not None and report.chat_month is not None:
         lines.append("")
         lines += _section(

@@ -46,7 +46,7 @@ class OncePerInterval:
         self._seen: OrderedDict[str, float] = OrderedDict()
 
     async def first(self, key: str) -> bool:
-        """Claim ``key`` (a Redis key from `bot.keys`): True for the first claim within
+        """Claim ``key`` (a Redis key from `bot.storage.keys`): True for the first claim within
         the interval."""
         now = self._clock()
         seen = self._seen

@@ -37,8 +37,7 @@ from redis.crc import key_slot
 from redis.exceptions import RedisError
 from redis.typing import EncodableT
 
-from bot.keys import Keys
-from bot.quotas.base import (
+from bot.guards.quotas.base import (
     DAY_TTL,
     MONTH_TTL,
     NOTICE_INTERVAL,
@@ -54,7 +53,8 @@ from bot.quotas.base import (
     month_of,
     seconds_to_midnight,
 )
-from bot.redis_batch import ScriptCall, send_together
+from bot.storage.keys import Keys
+from bot.storage.redis_batch import ScriptCall, send_together
 
 __all__ = ["RedisMeterStore"]
 
@@ -159,6 +159,10 @@ class RedisMeterStore:
     def usage_key(self, scope: Scope, period: str) -> str:
         if scope.kind in ("user", "chat"):
             return self._scoped(scope, f"usage:{period}")
+        if scope.kind == "user_model":
+            # in the user's slot, so a charge still touches one slot per chat
+            user, _, model = scope.ident.partition(":")
+            return self._keys.quota(int(user), f"usage:{period}:m:{model}", user=True)
         return self._keys.usage(period, str(scope.ident) if scope.kind == "model" else None)
 
     def _board_key(self, board: Board, month: str) -> str:

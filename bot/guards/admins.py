@@ -19,7 +19,7 @@ from cachetools import TTLCache
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from bot.keys import Keys
+from bot.storage.keys import Keys
 
 log = logging.getLogger(__name__)
 

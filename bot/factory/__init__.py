@@ -1,0 +1,3 @@
+"""Builders the composition root (`bot.app`) calls: production operations (metrics,
+readiness, leases, after-answer hooks) and the parts that keep the bot trustworthy under
+failure (breaker, owner alerts, dedup, journal)."""
