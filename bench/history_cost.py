@@ -2,7 +2,7 @@
 
 In-process, against the benchmark's private Redis: `RedisHistoryStore.load_context`
 (one script call that pages from the newest end) then `bot.prompt.build.build_prompt`, timed
-separately, with the budget the conversation service uses for glm-4 and a small one.
+separately, with the budget the answerer uses for glm-4 and a small one.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import uuid
 from typing import Any
 
 from bench.analysis import percentile
-from bot.history import StoredMessage, create_redis_client
-from bot.history.redis_store import RedisHistoryStore, encode_entry
+from bot.history import create_redis_client
+from bot.history.entries import encode_entry
+from bot.history.redis_store import RedisHistoryStore
+from bot.messages import Message
 from bot.prompt.build import build_prompt
 from bot.storage.keys import ConversationKey, Keys
 
@@ -23,10 +25,10 @@ SMALL_BUDGET = 8_000
 _SENTENCE = "The quick brown fox jumps over the lazy dog while the bench keeps counting. "
 
 
-def _message(i: int) -> StoredMessage:
+def _message(i: int) -> Message:
     # about 200 tokens each, so only the newest ~600 fit the glm-4 budget
     content = f"message {i}: " + _SENTENCE * 12
-    return StoredMessage.from_text("user" if i % 2 == 0 else "assistant", content)
+    return Message.of_text("user" if i % 2 == 0 else "assistant", content)
 
 
 async def measure(
@@ -58,7 +60,7 @@ async def _fill(redis: Any, list_key: str, size: int) -> None:
 async def _time(
     store: RedisHistoryStore, key: ConversationKey, size: int, budget: int, iterations: int
 ) -> dict[str, Any]:
-    user = StoredMessage.from_text("user", "the new question")
+    user = Message.of_text("user", "the new question")
     loads: list[float] = []
     trims: list[float] = []
     kept = read = 0

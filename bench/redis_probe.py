@@ -27,7 +27,8 @@ _LINE = re.compile(rb'^\+(\d+\.\d+) \[\d+ ([^\]]+)\] "([^"]+)"(?: "([^"]*)")?')
 _PIPELINE_GAP = 50e-6
 # Sent when a pooled connection is opened or checked, not by the answer itself.
 _CONNECTION_SETUP = frozenset({"hello", "client", "auth", "select", "ping"})
-# Keys of the process's periodic work (see bot/turns/journal.py, bot/cluster/replicas.py, bot/cluster/leases.py):
+# Keys of the process's periodic work (bot/turns/journal.py, bot/cluster/replicas.py and
+# bot/cluster/leases.py):
 # the instance's alive mark, the sweep of the journal, replica presence, lease renewals.
 _PERIODIC_KEY = re.compile(r":instance:|:pending$|:replicas$|:lease$")
 _PERIODIC_COMMANDS = frozenset({"set", "hgetall", "zadd", "zremrangebyscore", "zcard", "pexpire"})

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import TypedDict
 
 from aiogram import Bot, Dispatcher
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from redis.asyncio import Redis
 
@@ -43,6 +42,7 @@ from bot.stopping import Stopper
 from bot.storage.keys import Keys
 from bot.streaming import StreamDelivery
 from bot.streaming.ratelimit import TelegramRateLimiter
+from bot.streaming.telegram_session import UpdateCheckingSession
 from bot.turns.answer import Answerer
 from bot.turns.journal import TurnJournal
 from bot.turns.queue import ConversationLeases, TurnQueue
@@ -104,7 +104,8 @@ def create_bot(settings: Settings) -> Bot:
         if settings.telegram_api_base
         else PRODUCTION
     )
-    session = AiohttpSession(
+    # reads a getUpdates batch update by update when aiogram cannot read it whole
+    session = UpdateCheckingSession(
         api=api,
         limit=settings.telegram.connection_limit,
         timeout=settings.telegram.request_timeout,

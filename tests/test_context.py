@@ -8,16 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.history import Role, StoredMessage
+from bot.messages import ImagePart, Message, Role, TextPart
 from bot.prompt.build import MIN_PROMPT_BUDGET, Prompt, build_prompt, truncate_to_tokens
 from bot.prompt.tokens import estimate_tokens, message_tokens
 
 
-def msg(role: Role, content: str) -> StoredMessage:
-    return StoredMessage.from_text(role, content)
+def msg(role: Role, content: str) -> Message:
+    return Message.of_text(role, content)
 
 
-def turns(count: int, size: int = 10) -> list[StoredMessage]:
+def turns(count: int, size: int = 10) -> list[Message]:
     """`count` alternating messages starting with a user one, each `size` words long."""
     roles: tuple[Role, Role] = ("user", "assistant")
     return [msg(roles[i % 2], f"m{i} " + "word " * (size - 1)) for i in range(count)]
@@ -26,7 +26,7 @@ def turns(count: int, size: int = 10) -> list[StoredMessage]:
 def build(
     *,
     persona: str | None = None,
-    history: list[StoredMessage] | None = None,
+    history: list[Message] | None = None,
     user: str = "hello",
     budget: int = 1000,
 ) -> Prompt:
@@ -43,7 +43,7 @@ def test_persona_history_and_user_in_order() -> None:
     history = turns(4)
     prompt = build(persona="You are terse.", history=history, user="next?")
     assert prompt.messages[0] == {"role": "system", "content": "You are terse."}
-    assert prompt.messages[1:-1] == [{"role": m.role, "content": m.content} for m in history]
+    assert prompt.messages[1:-1] == [{"role": m.role, "content": m.text} for m in history]
     assert prompt.messages[-1] == {"role": "user", "content": "next?"}
     assert prompt.estimated_tokens == (
         message_tokens("You are terse.") + sum(m.tokens for m in history) + message_tokens("next?")
@@ -69,7 +69,7 @@ def test_oldest_history_is_dropped_first() -> None:
     per_message = history[0].tokens
     budget = message_tokens("q") + 6 * per_message
     prompt = build(history=history, user="q", budget=budget)
-    assert prompt.messages[:-1] == [{"role": m.role, "content": m.content} for m in history[-6:]]
+    assert prompt.messages[:-1] == [{"role": m.role, "content": m.text} for m in history[-6:]]
     assert prompt.dropped_messages == 14
     assert prompt.estimated_tokens <= budget
 
@@ -197,8 +197,8 @@ roles: st.SearchStrategy[Role] = st.sampled_from(["user", "assistant"])
 
 
 @st.composite
-def stored(draw: st.DrawFn) -> StoredMessage:
-    return StoredMessage.from_text(draw(roles), draw(contents))
+def stored(draw: st.DrawFn) -> Message:
+    return Message.of_text(draw(roles), draw(contents))
 
 
 @given(
@@ -208,13 +208,13 @@ def stored(draw: st.DrawFn) -> StoredMessage:
     budget=st.integers(min_value=MIN_PROMPT_BUDGET, max_value=1500),
 )
 def test_build_prompt_properties(
-    persona: str | None, history: list[StoredMessage], user: str, budget: int
+    persona: str | None, history: list[Message], user: str, budget: int
 ) -> None:
     prompt = build_prompt(
         persona=persona,
         persona_tokens=message_tokens(persona) if persona else 0,
         history=history,
-        user=StoredMessage.from_text("user", user),
+        user=Message.of_text("user", user),
         budget_tokens=budget,
     )
     messages = prompt.messages
@@ -243,7 +243,7 @@ def test_build_prompt_properties(
     assert prompt.estimated_tokens <= budget
     # history: an order-preserving suffix of the input, opening with a user turn
     assert body == [
-        {"role": m.role, "content": m.content} for m in history[len(history) - len(body) :]
+        {"role": m.role, "content": m.text} for m in history[len(history) - len(body) :]
     ]
     assert prompt.dropped_messages == len(history) - len(body)
     if body:
@@ -254,7 +254,7 @@ def test_build_prompt_properties(
     history=st.lists(stored(), max_size=30),
     budget=st.integers(min_value=200, max_value=3000),
 )
-def test_history_is_the_longest_suffix_that_fits(history: list[StoredMessage], budget: int) -> None:
+def test_history_is_the_longest_suffix_that_fits(history: list[Message], budget: int) -> None:
     prompt = build_prompt(
         persona=None,
         persona_tokens=0,
@@ -296,3 +296,51 @@ def test_truncate_to_tokens_is_the_longest_fitting_prefix(text: str, limit: int)
     # the cut only steps back from the longest fit so as not to split an attached character
     for p in range(len(cut) + 1, longest + 1):
         assert _attaches(text[p]) or text[p - 1] == "\u200d"
+
+
+def test_images_go_as_parts_and_one_without_data_is_left_out() -> None:
+    photo = ImagePart("file-1", "image/png")
+    gone = ImagePart("file-2")
+    user = Message(
+        "user", (TextPart("what is this?"), photo, gone), message_tokens("what is this?")
+    )
+    history = [Message("user", (TextPart("look"), gone), 10), msg("assistant", "a cat")]
+    prompt = build_prompt(
+        persona=None,
+        persona_tokens=0,
+        history=history,
+        user=user,
+        budget_tokens=1000,
+        images={"file-1": "data:image/png;base64,AAAA"},
+    )
+    assert prompt.messages == [
+        {"role": "user", "content": [{"type": "text", "text": "look"}]},
+        {"role": "assistant", "content": "a cat"},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+            ],
+        },
+    ]
+
+
+def test_a_cut_question_keeps_its_images() -> None:
+    photo = ImagePart("file-1")
+    text = "why " * 400
+    user = Message("user", (TextPart(text), photo), message_tokens(text))
+    prompt = build_prompt(
+        persona=None,
+        persona_tokens=0,
+        history=[],
+        user=user,
+        budget_tokens=100,
+        images={"file-1": "data:image/jpeg;base64,BBBB"},
+    )
+    assert prompt.user_truncated
+    (sent,) = prompt.messages
+    cut, image = sent["content"]
+    assert text.startswith(cut["text"])
+    assert len(cut["text"]) < len(text)
+    assert image == {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,BBBB"}}

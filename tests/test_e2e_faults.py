@@ -166,8 +166,8 @@ async def test_the_same_update_twice_is_answered_once(redis_url: str, key_prefix
 async def test_updates_another_replica_claimed_leave_no_trace(
     redis_url: str, key_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A question, a group /ask and a command that another process claimed first are
-    dropped before dispatch: nothing is asked, shown or kept."""
+    """A question, a group /ask and a command that another process claimed first: each
+    is dropped before dispatch, and nothing is asked, shown or kept."""
     caplog.set_level(logging.INFO)
     async with running_bot(redis_url, key_prefix) as h:
         h.glm.script(Reply(text="Warm."), Reply(text="Marker."))
@@ -178,7 +178,7 @@ async def test_updates_another_replica_claimed_leave_no_trace(
         redis = h.app.redis
         assert redis is not None
         for update_id in claimed:
-            await redis.set(keys.update(update_id), "1", ex=60)
+            await redis.set(keys.bot_scoped(f"update:{update_id}"), "1", ex=60)
         before = {m: len(h.tg.calls_of(m)) for m in ("sendChatAction", "sendMessage")}
 
         pushed = [
@@ -188,7 +188,7 @@ async def test_updates_another_replica_claimed_leave_no_trace(
         ]
         assert pushed == claimed
         await h.tg.wait_for(
-            lambda: caplog.text.count("already processed") == 3,
+            lambda: all(f"update {u} dropped: already processed" in caplog.text for u in claimed),
             what="the three updates dropped",
         )
         h.tg.private_text(USER, "marker")
@@ -202,7 +202,7 @@ async def test_updates_another_replica_claimed_leave_no_trace(
         assert h.tg.chat_messages(GROUP) == []
         assert await stored(h, OTHER) == 0
         assert await stored(h, GROUP) == 0
-        assert await redis.hlen(keys.pending()) == 0, "the journal is clean"
+        assert await redis.hlen(keys.bot_scoped("pending")) == 0, "the journal is clean"
 
 
 async def test_redis_outage_during_commands_gets_a_reply(

@@ -18,10 +18,10 @@ from bot.history import (
     MemoryHistoryStore,
     Persona,
     RedisHistoryStore,
-    Role,
-    StoredMessage,
     create_history_store,
 )
+from bot.history.entries import encode_entry
+from bot.messages import ImagePart, Message, Role, TextPart
 from bot.storage.keys import Keys
 from tests.conftest import RedisProcess
 
@@ -34,8 +34,8 @@ PRIVATE = ConversationKey(555)
 StoreFactory = Callable[..., HistoryStore]
 
 
-def msg(role: Role, content: str, tokens: int = 10) -> StoredMessage:
-    return StoredMessage(role, content, tokens)
+def msg(role: Role, content: str, tokens: int = 10) -> Message:
+    return Message.of_text(role, content, tokens)
 
 
 def persona(text: str, tokens: int = 20, preset: str | None = None) -> Persona:
@@ -44,7 +44,7 @@ def persona(text: str, tokens: int = 20, preset: str | None = None) -> Persona:
     )
 
 
-def numbered(count: int, tokens: int = 10) -> list[StoredMessage]:
+def numbered(count: int, tokens: int = 10) -> list[Message]:
     roles: tuple[Role, Role] = ("user", "assistant")
     return [msg(roles[i % 2], f"message {i}", tokens) for i in range(count)]
 
@@ -79,7 +79,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-async def load_all(store: HistoryStore, key: ConversationKey) -> list[StoredMessage]:
+async def load_all(store: HistoryStore, key: ConversationKey) -> list[Message]:
     return (await store.load_context(key, 10**9)).messages
 
 
@@ -280,14 +280,16 @@ async def test_append_trims_to_max_messages(make_store: StoreFactory) -> None:
 
 
 async def test_an_invalid_batch_stores_nothing(store: HistoryStore) -> None:
-    bad: Sequence[StoredMessage] = [
+    bad: Sequence[Message] = [
         msg("user", "fine"),
-        StoredMessage("system", "not storable", 3),  # type: ignore[arg-type]
+        Message("system", (TextPart("not storable"),), 3),  # type: ignore[arg-type]
     ]
     with pytest.raises(ValueError, match="role"):
         await store.append(CHAT, bad)
     with pytest.raises(ValueError, match="tokens"):
         await store.append(CHAT, [msg("user", "fine"), msg("assistant", "bad", -1)])
+    with pytest.raises(TypeError, match="parts"):
+        await store.append(CHAT, [msg("user", "fine"), Message("assistant", (), 1)])
     assert await store.length(CHAT) == 0
 
 
@@ -300,7 +302,7 @@ async def test_a_concurrent_reader_never_sees_half_a_turn(store: HistoryStore) -
                 CHAT, [msg("user", f"q {w}/{t}", 2), msg("assistant", f"a {w}/{t}", 3)]
             )
 
-    seen: list[list[StoredMessage]] = []
+    seen: list[list[Message]] = []
 
     async def read() -> None:
         for _ in range(writers * turns_each):
@@ -315,72 +317,55 @@ async def test_a_concurrent_reader_never_sees_half_a_turn(store: HistoryStore) -
         for question, answer in zip(snapshot[::2], snapshot[1::2], strict=True):
             assert question.role == "user"
             assert answer.role == "assistant"
-            assert answer.content == "a" + question.content[1:]
+            assert answer.text == "a" + question.text[1:]
 
 
-async def test_chat_flags(store: HistoryStore) -> None:
-    assert await store.get_chat_flag(CHAT.chat_id, "listen") is None
-    await store.set_chat_flag(CHAT.chat_id, "listen", True)
-    assert await store.get_chat_flag(CHAT.chat_id, "listen") is True
-    assert await store.get_chat_flag(CHAT.chat_id, "other") is None
-    assert await store.get_chat_flag(PRIVATE.chat_id, "listen") is None
-    await store.set_chat_flag(CHAT.chat_id, "listen", False)
-    assert await store.get_chat_flag(CHAT.chat_id, "listen") is False
-    await store.set_chat_flag(CHAT.chat_id, "listen", None)
-    assert await store.get_chat_flag(CHAT.chat_id, "listen") is None
+async def test_preferences_round_trip(store: HistoryStore) -> None:
+    assert await store.get_preferences(CHAT.chat_id) == {}
+    await store.set_preference(CHAT.chat_id, "listen", "1")
+    await store.set_preference(CHAT.chat_id, "model", "glm-4-plus")
+    assert await store.get_preferences(CHAT.chat_id) == {"listen": "1", "model": "glm-4-plus"}
+    assert await store.get_preferences(PRIVATE.chat_id) == {}
+    await store.set_preference(CHAT.chat_id, "listen", "0")
+    await store.set_preference(CHAT.chat_id, "model", None)
+    assert await store.get_preferences(CHAT.chat_id) == {"listen": "0"}
+    await store.set_preference(CHAT.chat_id, "listen", None)
+    assert await store.get_preferences(CHAT.chat_id) == {}
+    await store.set_preference(CHAT.chat_id, "listen", None)  # removing twice is fine
 
 
-async def test_chat_flags_do_not_touch_history_or_personas(store: HistoryStore) -> None:
+async def test_preferences_come_with_the_context_of_every_topic(store: HistoryStore) -> None:
+    await store.set_preference(CHAT.chat_id, "model", "glm-4-air")
+    await store.set_preference(PRIVATE.chat_id, "listen", "1")
+    for key in (CHAT, TOPIC):
+        assert (await store.load_context(key, 1000)).preferences == {"model": "glm-4-air"}
+    assert (await store.load_context(PRIVATE, 1000)).preferences == {"listen": "1"}
+    assert (await store.load_context(ConversationKey(-100999), 1000)).preferences == {}
+
+
+async def test_preferences_do_not_touch_history_or_personas(store: HistoryStore) -> None:
     await store.set_persona(CHAT, persona("p"))
     await store.append(CHAT, numbered(2))
-    await store.set_chat_flag(CHAT.chat_id, "listen", True)
+    await store.set_preference(CHAT.chat_id, "listen", "1")
+    assert await load_all(store, CHAT) == numbered(2)
     await store.clear(CHAT)
-    assert await store.get_chat_flag(CHAT.chat_id, "listen") is True
+    assert await store.get_preferences(CHAT.chat_id) == {"listen": "1"}
     assert await store.get_persona(CHAT) == persona("p")
+
+
+async def test_messages_with_images_round_trip(store: HistoryStore) -> None:
+    sent = [
+        Message("user", (TextPart("what is it?"), ImagePart("AgAC-file", "image/png")), 90),
+        Message("user", (ImagePart("only-an-image"),), 85),
+        msg("assistant", "a cat", 4),
+    ]
+    await store.append(CHAT, sent)
+    assert await load_all(store, CHAT) == sent
+    assert (await store.load_context(CHAT, 89)).messages == sent[1:]
 
 
 async def test_ping(store: HistoryStore) -> None:
     assert await store.ping() is True
-
-
-class FieldRider:
-    """A `Rider` setting one hash field (or deleting it); remembers what it was told."""
-
-    def __init__(self, key: str, *, delete: bool = False) -> None:
-        self.key = key
-        self.delete = delete
-        self.outcomes: list[object] = []
-
-    def command(self) -> tuple[str, ...]:
-        if self.delete:
-            return ("HDEL", self.key, "field")
-        return ("HSET", self.key, "field", "value")
-
-    def landed(self, reply: object) -> None:
-        self.outcomes.append(reply)
-
-
-async def test_riders_go_with_the_read_and_the_append_on_redis_only(
-    store: HistoryStore, redis_client: aioredis.Redis, key_prefix: str
-) -> None:
-    hash_key = f"{key_prefix}:riders"
-    await store.append(CHAT, numbered(2))
-    recording, removal = FieldRider(hash_key), FieldRider(hash_key, delete=True)
-
-    context = await store.load_context(CHAT, 1000, riders=[recording])
-    assert context.messages == numbered(2), "the read is the same with a rider"
-    written = await redis_client.hget(hash_key, "field")
-    await store.append(CHAT, numbered(2), riders=[removal])
-    assert await store.length(CHAT) == 4
-
-    if isinstance(store, MemoryHistoryStore):
-        # never sent: the rider's owner sees that and writes it itself
-        assert (recording.outcomes, removal.outcomes) == ([], [])
-        assert written is None
-    else:
-        assert (recording.outcomes, removal.outcomes) == ([1], [1]), "HSET's and HDEL's replies"
-        assert written == b"value"
-        assert not await redis_client.exists(hash_key)
 
 
 # ---- Redis only -----------------------------------------------------------------------
@@ -416,7 +401,7 @@ async def test_every_key_written_is_under_the_prefix(
     await redis_store.append(ConversationKey(chat), numbered(2))
     await redis_store.set_persona(ConversationKey(chat), persona("p"))
     await redis_store.set_persona(topic, persona("t"))
-    await redis_store.set_chat_flag(chat, "listen", True)
+    await redis_store.set_preference(chat, "listen", "1")
     keys = Keys(key_prefix, BOT_ID)
     # every key of the chat in the whole database, whatever its prefix
     written = {_text(k) async for k in redis_client.scan_iter(match=f"*{{c{chat}}}*", count=1000)}
@@ -488,73 +473,46 @@ async def test_a_failing_append_leaves_nothing(
     assert keys == [list_key]  # not even the idempotency marker
 
 
-async def test_a_rider_lands_though_the_append_fails(
+async def test_a_version_1_entry_still_loads(
     redis_store: RedisHistoryStore, redis_client: aioredis.Redis, key_prefix: str
 ) -> None:
-    await redis_client.set(Keys(key_prefix, BOT_ID).messages(CHAT), "not a list")
-    hash_key = f"{key_prefix}:riders"
-    rider = FieldRider(hash_key)
-    with pytest.raises(HistoryUnavailable):
-        await redis_store.append(CHAT, numbered(2), riders=[rider])
-    assert rider.outcomes == [1]
-    assert await redis_client.hget(hash_key, "field") == b"value"
-    with pytest.raises(HistoryUnavailable):
-        await redis_store.load_context(CHAT, 100, riders=[FieldRider(hash_key, delete=True)])
-    assert not await redis_client.exists(hash_key)
+    list_key = Keys(key_prefix, BOT_ID).messages(CHAT)
+    # written by the version before parts: `<tokens>\t<u|a>\t<text>`, tabs in the text
+    await redis_client.rpush(list_key, "7\tu\tan old\tquestion", '5\ta\t["not json"]')
+    new = [Message("user", (TextPart("new"), ImagePart("f")), 9), msg("assistant", "ok", 3)]
+    await redis_store.append(CHAT, new)
+    assert await load_all(redis_store, CHAT) == [
+        Message.of_text("user", "an old\tquestion", 7),
+        Message.of_text("assistant", '["not json"]', 5),
+        *new,
+    ]
+    # the budget walk reads the tokens of either version
+    assert (await redis_store.load_context(CHAT, 17)).messages[0].text == '["not json"]'
+    # what is written now is version 2
+    entries = [_text(e) for e in await redis_client.lrange(list_key, 2, -1)]
+    assert entries == [encode_entry(m) for m in new]
+    assert [e.split("\t")[1] for e in entries] == ["u2", "a2"]
 
 
-async def test_riders_hear_their_own_replies(
-    redis_store: RedisHistoryStore, redis_client: aioredis.Redis, key_prefix: str
-) -> None:
-    await redis_store.append(CHAT, numbered(2))
-    first, second = FieldRider(f"{key_prefix}:riders"), FieldRider(f"{key_prefix}:riders")
-    context = await redis_store.load_context(CHAT, 1000, riders=[first, second])
-    assert context.messages == numbered(2)
-    assert (first.outcomes, second.outcomes) == ([1], [0]), "sent in order, replies apart"
-
-
-async def test_a_rider_alone_when_there_is_nothing_to_append(
-    redis_store: RedisHistoryStore, redis_client: aioredis.Redis, key_prefix: str
-) -> None:
-    rider = FieldRider(f"{key_prefix}:riders")
-    await redis_store.append(CHAT, [], riders=[rider])
-    assert rider.outcomes == [1]
-    assert await redis_client.hget(f"{key_prefix}:riders", "field") == b"value"
-
-
-async def test_riders_survive_a_script_cache_flush(own_redis: RedisProcess) -> None:
-    """After a restart or a failover Redis knows no scripts: the pipelined call is sent
-    again once the script is loaded, the rider is not sent twice."""
+async def test_scripts_survive_a_script_cache_flush(own_redis: RedisProcess) -> None:
+    """After a restart or a failover Redis knows no scripts: each call loads its script
+    once and is sent again, and nothing is stored twice."""
     client = aioredis.Redis.from_url(own_redis.url)
     try:
         store = RedisHistoryStore(client, Keys("glmbot-test", BOT_ID))
-        await store.append(CHAT, numbered(2), riders=[FieldRider("riders")])
+        await store.append(CHAT, numbered(2))
         await client.script_flush()
         await client.config_resetstat()
-        rider = FieldRider("riders", delete=True)
-        context = await store.load_context(CHAT, 1000, riders=[rider])
+        context = await store.load_context(CHAT, 1000)
         assert context.messages == numbered(2)
-        assert rider.outcomes == [1]
         await client.script_flush()
-        await store.append(CHAT, numbered(2), riders=[FieldRider("riders")])
-        assert await store.length(CHAT) == 4
+        await store.append(CHAT, numbered(2))
         stats = await client.info("commandstats")
         assert stats["cmdstat_script|load"]["calls"] == 2, "both calls found no script"
-        assert stats["cmdstat_hdel"]["calls"] == 1
-        assert stats["cmdstat_hset"]["calls"] == 1
         assert stats["cmdstat_rpush"]["calls"] == 1
+        assert await load_all(store, CHAT) == numbered(2) * 2
     finally:
         await client.aclose()
-
-
-async def test_a_rider_hears_of_an_unreachable_redis(
-    unreachable_store: RedisHistoryStore,
-) -> None:
-    rider = FieldRider("glmbot-test-unreachable:riders")
-    with pytest.raises(HistoryUnavailable):
-        await unreachable_store.load_context(CHAT, 100, riders=[rider])
-    (error,) = rider.outcomes
-    assert isinstance(error, BaseException)
 
 
 async def test_a_retried_append_is_stored_once(
@@ -613,8 +571,9 @@ async def unreachable_store() -> AsyncIterator[RedisHistoryStore]:
         lambda s: s.get_persona(TOPIC),
         lambda s: s.set_persona(CHAT, persona("p")),
         lambda s: s.set_persona(CHAT, None),
-        lambda s: s.get_chat_flag(1, "listen"),
-        lambda s: s.set_chat_flag(1, "listen", True),
+        lambda s: s.get_preferences(1),
+        lambda s: s.set_preference(1, "listen", "1"),
+        lambda s: s.set_preference(1, "listen", None),
     ],
 )
 async def test_unreachable_redis_raises_history_unavailable(

@@ -1,5 +1,5 @@
-"""The journal of answers in progress, against a real Redis: which lost answers get
-reported, and how its writes ride on the history store's round trips."""
+"""The journal of answers in progress (`bot.turns.journal`), against a real Redis: which
+lost answers get reported, and that a turn is on record from its arrival to its end."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ import logging
 
 import pytest
 import redis.asyncio as aioredis
-from bot.conversation import Turn
-from bot.pending import PendingTurn, TurnJournal
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
-from bot.history import HistoryUnavailable, RedisHistoryStore, StoredMessage, riding
+from bot.messages import TextPart
 from bot.storage.keys import ConversationKey, Keys
+from bot.turns.journal import PendingTurn, TurnJournal
+from bot.turns.types import Turn
+from tests.conftest import RedisProcess
 from tests.fakes.glm import Reply
 from tests.harness import eventually, running_bot
 
@@ -53,7 +52,9 @@ def journal(
 
 
 def turn(chat_id: int, text: str = "What is a monad?", thread: int | None = None) -> Turn:
-    return Turn(ConversationKey(chat_id, thread), text, user_id=chat_id, language="zh-hans")
+    return Turn(
+        ConversationKey(chat_id, thread), (TextPart(text),), user_id=chat_id, language="zh-hans"
+    )
 
 
 async def pending(client: aioredis.Redis, prefix: str) -> dict[bytes, bytes]:
@@ -66,9 +67,19 @@ async def test_a_finished_turn_leaves_nothing(
 ) -> None:
     notices, clock = Notices(), Clock()
     j = journal(redis_client, key_prefix, notices, clock, "a")
-    ticket = await j.begin(turn(5))
+    ticket = await j.record(turn(5, thread=9))
     assert ticket is not None
-    assert len(await pending(redis_client, key_prefix)) == 1
+    (field, recorded) = (await pending(redis_client, key_prefix)).popitem()
+    assert field.decode() == ticket
+    assert json.loads(recorded) == {
+        "chat_id": 5,
+        "thread_id": 9,
+        "user_id": 5,
+        "language": "zh-hans",
+        "preview": "What is a monad?",
+        "owner": "a",
+        "at": clock.now,
+    }
     await j.end(ticket)
     assert await pending(redis_client, key_prefix) == {}
 
@@ -78,8 +89,8 @@ async def test_turns_of_a_dead_process_are_reported_once(
 ) -> None:
     notices, clock = Notices(), Clock()
     dead = journal(redis_client, key_prefix, notices, clock, "dead")
-    await dead.begin(turn(5, "x" * 500, thread=7))
-    await dead.begin(turn(6))
+    await dead.record(turn(5, "x" * 500, thread=7))
+    await dead.record(turn(6))
     survivors = [journal(redis_client, key_prefix, notices, clock, f"r{i}") for i in range(3)]
 
     assert await survivors[0].sweep() == 0, "too recent: it may still be answered"
@@ -103,8 +114,8 @@ async def test_turns_of_a_live_process_or_our_own_are_left_alone(
     other = journal(redis_client, key_prefix, notices, clock, "other")
     await live.start()
     try:
-        await live.begin(turn(5))
-        await other.begin(turn(6))
+        await live.record(turn(5))
+        await other.record(turn(6))
         clock.now += 600
         assert await other.sweep() == 0, "live is alive, and other never reports its own"
         assert notices.sent == []
@@ -128,89 +139,50 @@ async def test_redis_down_costs_the_answer_nothing(
     dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0")
     try:
         j = journal(dead, key_prefix, Notices(), Clock(), "a")
-        with caplog.at_level(logging.WARNING, logger="bot.pending"):
-            entry = await j.begin(turn(5))  # never raises
-            assert not entry.unsent
-            await j.end(entry)  # kept to retry on the next heartbeat, never raises
+        with caplog.at_level(logging.WARNING, logger="bot.turns.journal"):
+            ticket = await j.record(turn(5))  # never raises
+            # the reply was lost, not refused: the record may have landed
+            assert ticket is not None
+            await j.end(ticket)  # kept to retry on the next heartbeat, never raises
         assert "will retry" in caplog.text, "the record may have landed: its removal is tried"
         await j.stop()
     finally:
         await dead.aclose()
 
 
-def unreachable_history(prefix: str) -> tuple[aioredis.Redis, RedisHistoryStore]:
-    client = aioredis.Redis.from_url("redis://127.0.0.1:1/0", retry=Retry(NoBackoff(), 0))
-    return client, RedisHistoryStore(client, Keys(prefix, BOT_ID))
-
-
-async def test_the_record_and_its_removal_ride_on_the_history_store(
-    redis_client: aioredis.Redis, key_prefix: str, caplog: pytest.LogCaptureFixture
+async def test_a_removal_that_failed_is_retried_on_the_heartbeat(
+    key_prefix: str, own_redis: RedisProcess
 ) -> None:
-    # The journal's own client is dead: had it sent anything itself, it would have failed
-    # and said so. The store's carries both writes.
-    dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0")
-    store = RedisHistoryStore(redis_client, Keys(key_prefix, BOT_ID))
-    key = ConversationKey(5)
+    client = aioredis.Redis.from_url(own_redis.url)
     try:
-        j = journal(dead, key_prefix, Notices(), Clock(), "a")
-        with caplog.at_level(logging.WARNING, logger="bot.pending"):
-            entry = j.entry(turn(5))
-            assert entry.unsent
-            assert await pending(redis_client, key_prefix) == {}, "not sent on its own"
-            await store.load_context(key, 1000, riders=riding(entry.recording()))
-            assert not entry.unsent
-            (recorded,) = (await pending(redis_client, key_prefix)).values()
-            assert json.loads(recorded)["chat_id"] == 5
-            assert entry.recording() is None, "recorded once"
-            messages = [
-                StoredMessage.from_text("user", "q"),
-                StoredMessage.from_text("assistant", "a"),
-            ]
-            await store.append(key, messages, riders=riding(entry.removal()))
-            assert await pending(redis_client, key_prefix) == {}
-            assert entry.removal() is None, "nothing left to remove"
-            await j.end(entry)
-        assert caplog.records == []
-    finally:
-        await dead.aclose()
-
-
-async def test_a_turn_whose_append_failed_still_leaves_the_journal(
-    redis_client: aioredis.Redis, key_prefix: str
-) -> None:
-    """Its user saw the answer: a notice after a restart would be wrong."""
-    j = journal(redis_client, key_prefix, Notices(), Clock(), "a")
-    messages = [StoredMessage.from_text("user", "q"), StoredMessage.from_text("assistant", "a")]
-    # the removal rode along though the script failed (the list key holds a string)
-    store = RedisHistoryStore(redis_client, Keys(key_prefix, BOT_ID))
-    await redis_client.set(Keys(key_prefix, BOT_ID).messages(ConversationKey(6)), "not a list")
-    entry = await j.begin(turn(6))
-    with pytest.raises(HistoryUnavailable):
-        await store.append(ConversationKey(6), messages, riders=riding(entry.removal()))
-    assert await pending(redis_client, key_prefix) == {}
-    # the whole round trip failed: the end removes it on its own
-    client, unreachable = unreachable_history(key_prefix)
-    try:
-        entry = await j.begin(turn(7))
-        with pytest.raises(HistoryUnavailable):
-            await unreachable.append(ConversationKey(7), messages, riders=riding(entry.removal()))
-        assert len(await pending(redis_client, key_prefix)) == 1
-        await j.end(entry)
-        assert await pending(redis_client, key_prefix) == {}
+        keys = Keys(key_prefix, BOT_ID)
+        j = TurnJournal(client, keys, Notices(), heartbeat=0.05, grace=30, instance="a")
+        ticket = await j.record(turn(5))
+        own_redis.stop()
+        await j.end(ticket)  # Redis away: kept
+        own_redis.start()  # with AOF: the record is still there
+        assert await client.hlen(keys.bot_scoped("pending")) == 1
+        await j.start()
+        try:
+            await eventually(
+                lambda: client.hlen(keys.bot_scoped("pending")), 0, what="the retried removal"
+            )
+        finally:
+            await j.stop()
     finally:
         await client.aclose()
 
 
 async def test_a_record_refused_by_redis_leaves_nothing_to_remove(
-    redis_client: aioredis.Redis, key_prefix: str
+    redis_client: aioredis.Redis, key_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     journal_key = Keys(key_prefix, BOT_ID).bot_scoped("pending")
     await redis_client.set(journal_key, "not a hash")
-    store = RedisHistoryStore(redis_client, Keys(key_prefix, BOT_ID))
-    entry = journal(redis_client, key_prefix, Notices(), Clock(), "a").entry(turn(5))
-    await store.load_context(ConversationKey(5), 1000, riders=riding(entry.recording()))
-    assert not entry.unsent
-    assert entry.removal() is None
+    j = journal(redis_client, key_prefix, Notices(), Clock(), "a")
+    with caplog.at_level(logging.WARNING, logger="bot.turns.journal"):
+        assert await j.record(turn(5)) is None, "certainly not written"
+        await j.end(None)
+    assert "will retry" not in caplog.text
     assert await redis_client.get(journal_key) == b"not a hash"
 
 
@@ -223,6 +195,7 @@ async def test_a_queued_turn_is_journalled_on_arrival(
         journal_key = Keys(key_prefix, h.tg.bot_id).bot_scoped("pending")
         h.tg.private_text(5, "first")
         await eventually(lambda: redis_client.hlen(journal_key), 1, what="the first turn")
+        await h.glm.wait_for(lambda: len(h.glm.requests) == 1, what="the first answer")
         h.tg.private_text(5, "second")
         await eventually(lambda: redis_client.hlen(journal_key), 2, what="the queued turn")
         assert len(h.glm.requests) == 1, "the second was still waiting for its turn"
@@ -246,7 +219,7 @@ async def test_stop_ends_the_heartbeat_whenever_it_comes(
             instance=f"i{n}",
         )
         await j.start()
-        await j.begin(turn(5))
+        await j.record(turn(5))
         async with asyncio.timeout(5):
             await j.stop()
         assert not await redis_client.exists(Keys(key_prefix, BOT_ID).bot_scoped(f"instance:i{n}"))

@@ -1,6 +1,6 @@
 """Redis Sentinel and Redis Cluster, for real: servers of the test's own, and the history
-store (with the journal's writes riding along), conversation leases and usage accounting
-working through the clients `[redis] mode` builds."""
+store, the journal of turns in progress, conversation leases and usage accounting working
+through the clients `[redis] mode` builds."""
 
 from __future__ import annotations
 
@@ -14,18 +14,19 @@ from pathlib import Path
 
 import pytest
 import redis
-from bot.conversation import Turn
-from bot.pending import PendingTurn, TurnJournal
 
 from bot.cluster.leases import RedisLeases
 from bot.cluster.replicas import ReplicaRegistry
 from bot.cluster.stop_signal import StopSignal
 from bot.guards.quotas import Charge, RedisMeterStore, Scope, day_of
-from bot.history import RedisHistoryStore, StoredMessage, create_redis_client, riding
+from bot.history import RedisHistoryStore, create_redis_client
 from bot.history.base import Persona
+from bot.messages import Message, TextPart
 from bot.stopping import MayAdminister, StopOutcome
 from bot.storage.keys import ConversationKey, Keys
 from bot.storage.redis_client import CountingRedisCluster, SentinelRedis
+from bot.turns.journal import PendingTurn, TurnJournal
+from bot.turns.types import Turn
 from tests.webhook_updates import free_port
 
 
@@ -159,24 +160,26 @@ async def _exercise(client: redis.asyncio.Redis) -> None:
             key = ConversationKey(chat)
             async with leases.hold(key):
                 # the journal's hash is in another slot than the chat's keys
-                entry = journal.entry(Turn(key, "hi", user_id=7))
-                await store.load_context(key, 1000, riders=riding(entry.recording()))
-                assert await client.hexists(keys.bot_scoped("pending"), entry.ticket)
+                ticket = await journal.record(Turn(key, (TextPart("hi"),), user_id=7))
+                assert ticket is not None
+                assert await client.hexists(keys.bot_scoped("pending"), ticket)
+                await store.set_preference(chat, "model", "glm-4-air")
+                context = await store.load_context(key, 1000)
+                assert context.preferences == {"model": "glm-4-air"}
                 await store.append(
                     key,
                     [
-                        StoredMessage.from_text("user", f"hi {chat}"),
-                        StoredMessage.from_text("assistant", f"hello {chat}"),
+                        Message.of_text("user", f"hi {chat}"),
+                        Message.of_text("assistant", f"hello {chat}"),
                     ],
-                    riders=riding(entry.removal()),
                 )
-                assert entry.removal() is None
-                assert not await client.hexists(keys.bot_scoped("pending"), entry.ticket)
+                await journal.end(ticket)
+                assert not await client.hexists(keys.bot_scoped("pending"), ticket)
                 # user, chat, model and totals: keys of several slots, one charge
                 await meters.charge(Charge(7, chat, "glm-4", 10, 5, 3), 1.7e9)
             await store.set_persona(key, Persona("Be brief.", 3, "admin", 1.0))
             context = await store.load_context(key, 10_000)
-            assert [m.content for m in context.messages] == [f"hi {chat}", f"hello {chat}"]
+            assert [m.text for m in context.messages] == [f"hi {chat}", f"hello {chat}"]
             assert context.persona is not None
             assert context.persona.text == "Be brief."
         ran: list[int] = []
@@ -188,12 +191,13 @@ async def _exercise(client: redis.asyncio.Redis) -> None:
 
         await asyncio.gather(*(turn(n) for n in range(3)))
         assert sorted(ran) == [0, 1, 2]
-        # Redis forgets its scripts on a restart or failover: the pipelined calls load them
+        # Redis forgets its scripts on a restart or failover: each script call loads its own
         await client.script_flush()
-        entry = journal.entry(Turn(ConversationKey(1), "again", user_id=7))
-        await store.load_context(ConversationKey(1), 1000, riders=riding(entry.recording()))
-        assert await client.hexists(keys.bot_scoped("pending"), entry.ticket)
-        await journal.end(entry)
+        context = await store.load_context(ConversationKey(1), 1000)
+        assert [m.text for m in context.messages] == ["hi 1", "hello 1"]
+        await client.script_flush()
+        await store.append(ConversationKey(1), [Message.of_text("user", "again")])
+        assert await store.length(ConversationKey(1)) == 3
         await client.script_flush()
         await meters.charge(Charge(7, 1, "glm-4", 0, 0, 0), 1.7e9)
         day = day_of(1.7e9)

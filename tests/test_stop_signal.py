@@ -1,28 +1,33 @@
 """/stop across replicas on a real Redis: two in-process replicas, each with its own Redis
-client, leases, conversation service (streaming from the fake GLM over HTTP) and stop
-signal, as `bot.factory.operations.create_stopper` wires them."""
+client, leases, turn queue (streaming from the fake GLM over HTTP) and stop signal, as
+`bot.factory.operations.create_stopper` wires them. History is one Redis store both
+replicas share."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 import redis.asyncio as aioredis
-from bot.conversation import AnswerResult, ConversationService, Outcome, Turn
 
 from bot.cluster.leases import RedisLeases
 from bot.cluster.stop_signal import StopSignal
-from bot.history import ConversationContext, MemoryHistoryStore, Rider
-from bot.llm import GLMOptions
+from bot.history import ConversationContext, HistoryStore, RedisHistoryStore
+from bot.messages import TextPart
+from bot.models import ModelCatalog, ModelSpec
 from bot.stopping import StopOutcome, Stopper
 from bot.storage.keys import ConversationKey, Keys
+from bot.texts import text
+from bot.turns.answer import Answerer
+from bot.turns.queue import TurnQueue
+from bot.turns.types import AnswerResult, Outcome, Turn
 from tests.conftest import RedisProcess
 from tests.fakes.glm import FakeGLM, Reply
-from tests.harness import small_glm_client
+from tests.harness import eventually, small_glm_client
 
 KEY = ConversationKey(-100555)
 ASKER, OTHER = 71, 72
@@ -31,6 +36,9 @@ REPLY_TIMEOUT = 1.0
 
 class RecordingWriter:
     """The answer as the core hands it to Telegram delivery."""
+
+    first_visible_at: float | None = None
+    api_calls = 0
 
     def __init__(self) -> None:
         self.updates: list[str] = []
@@ -53,20 +61,29 @@ class RecordingWriter:
 @dataclass
 class Replica:
     leases: RedisLeases
-    conversation: ConversationService
+    turns: TurnQueue
     stopper: Stopper
     signal: StopSignal
+    store: HistoryStore
+    # each answer's result, by question, as the after-answer hook hears it
+    results: dict[str, asyncio.Future[AnswerResult]] = field(default_factory=dict)
 
-    def ask(
+    async def answered(self, turn: Turn, result: AnswerResult) -> None:
+        self.results[turn.text].set_result(result)
+
+    async def ask(
         self, question: str, user: int = ASKER
-    ) -> tuple[asyncio.Task[AnswerResult], RecordingWriter]:
+    ) -> tuple[asyncio.Future[AnswerResult], RecordingWriter]:
         writer = RecordingWriter()
-        turn = Turn(KEY, question, user_id=user)
-        return asyncio.create_task(self.conversation.answer(turn, writer)), writer
+        result = self.results[question] = asyncio.get_running_loop().create_future()
+        await self.turns.submit(Turn(KEY, (TextPart(question),), user_id=user), writer)
+        return result, writer
 
 
 @asynccontextmanager
-async def replica(redis_url: str, key_prefix: str, glm: FakeGLM) -> AsyncIterator[Replica]:
+async def replica(
+    redis_url: str, key_prefix: str, glm: FakeGLM, store: RedisHistoryStore | None = None
+) -> AsyncIterator[Replica]:
     async with AsyncExitStack() as stack:
         client = aioredis.Redis.from_url(redis_url)
         stack.push_async_callback(client.aclose)
@@ -75,21 +92,30 @@ async def replica(redis_url: str, key_prefix: str, glm: FakeGLM) -> AsyncIterato
         stack.push_async_callback(leases.aclose)
         llm = small_glm_client(glm)
         stack.push_async_callback(llm.aclose)
-        conversation = ConversationService(
-            store=MemoryHistoryStore(),
+        store = store or RedisHistoryStore(client, keys)
+        replica: Replica
+
+        async def answered(turn: Turn, result: AnswerResult) -> None:
+            await replica.answered(turn, result)
+
+        answerer = Answerer(
+            store=store,
             model=llm,
-            options=GLMOptions(model="glm-4", max_tokens=512, temperature=0.5),
-            context_tokens=8192,
-            locks=leases,
+            models=ModelCatalog([ModelSpec("glm-4", 8192 + 512, 512, temperature=0.5)], "glm-4"),
+            on_answered=answered,
         )
+        turns = TurnQueue(answerer, leases=leases)
+        # the answers end before the leases and the client they use are closed
+        stack.push_async_callback(turns.drain, 10)
         signal = StopSignal(
             client, keys, held_elsewhere=leases.held_elsewhere, reply_timeout=REPLY_TIMEOUT
         )
-        stopper = Stopper(conversation, signal)
+        stopper = Stopper(turns, signal)
         signal.serve(stopper)
         await signal.start()
         stack.push_async_callback(signal.stop)
-        yield Replica(leases, conversation, stopper, signal)
+        replica = Replica(leases, turns, stopper, signal, store)
+        yield replica
 
 
 @pytest.fixture
@@ -115,6 +141,13 @@ async def until(predicate: Callable[[], bool], what: str, timeout: float = 10.0)
         await asyncio.sleep(0.01)
 
 
+async def ticket_queued(redis: aioredis.Redis, key_prefix: str) -> None:
+    """Until a turn waits in the lease's queue in Redis: one replica holds the lease and
+    another's turn has asked for it (its worker is past the local queue)."""
+    lease = Keys(key_prefix, 42).chat_scoped(KEY.chat_id, "t0:lease")
+    await eventually(lambda: redis.zcard(f"{lease}:queue"), 1, what="a ticket in the queue")
+
+
 def admin(verdict: bool) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         return verdict
@@ -126,7 +159,7 @@ async def test_a_stop_received_by_one_replica_stops_the_answer_on_the_other(
     pair: tuple[Replica, Replica], glm: FakeGLM
 ) -> None:
     a, b = pair
-    answer, writer = a.ask("a long story")
+    answer, writer = await a.ask("a long story")
     await until(lambda: bool(writer.updates), "the first words on replica A")
 
     outcome = await b.stopper.stop(KEY, by=ASKER, may_administer=admin(False))
@@ -138,8 +171,8 @@ async def test_a_stop_received_by_one_replica_stops_the_answer_on_the_other(
     assert len(result.answer.split()) < 200, "the stream was cut, not completed"
     assert "Stopped" in (writer.footer or "")
     await glm.wait_cancelled(1)
-    context = await a.conversation.store.load_context(KEY, 10**6)
-    assert [(m.role, m.content) for m in context.messages] == [
+    context = await a.store.load_context(KEY, 10**6)
+    assert [(m.role, m.text) for m in context.messages] == [
         ("user", "a long story"),
         ("assistant", result.answer),
     ]
@@ -149,12 +182,12 @@ async def test_the_replica_writing_the_answer_decides_who_may_stop_it(
     pair: tuple[Replica, Replica],
 ) -> None:
     a, b = pair
-    answer, writer = a.ask("a long story")
+    answer, writer = await a.ask("a long story")
     await until(lambda: bool(writer.updates), "the first words on replica A")
 
     refused = await b.stopper.stop(KEY, by=OTHER, may_administer=admin(False))
     assert refused is StopOutcome.NOT_ALLOWED
-    assert a.conversation.asker(KEY) == ASKER, "still answering"
+    assert a.turns.asker(KEY) == ASKER, "still answering"
 
     by_admin = await b.stopper.stop(KEY, by=OTHER, may_administer=admin(True))
     assert by_admin is StopOutcome.STOPPED
@@ -182,19 +215,22 @@ async def test_nothing_to_stop_is_said_at_once_even_with_a_place_reserved_here(
 
 
 async def test_turns_queued_on_other_replicas_are_dropped_with_the_stopped_answer(
-    pair: tuple[Replica, Replica], glm: FakeGLM
+    pair: tuple[Replica, Replica], glm: FakeGLM, redis_client: aioredis.Redis, key_prefix: str
 ) -> None:
     a, b = pair
-    running, writer = a.ask("first")
+    running, writer = await a.ask("first")
     await until(lambda: bool(writer.updates), "the first words on replica A")
-    queued_on_b, _ = b.ask("second, queued on B")
-    await until(lambda: b.conversation.waiting(KEY) == 1, "a turn queued on replica B")
+    queued_on_b, told = await b.ask("second, queued on B")
+    await ticket_queued(redis_client, key_prefix)
+    assert b.turns.asker(KEY) is None, "waiting for A's lease is not answering"
+    assert b.turns.in_flight == 0
 
     # the stop is received where the answer runs: B hears that its queued turn goes too
     assert await a.stopper.stop(KEY, by=ASKER, may_administer=admin(False)) is (StopOutcome.STOPPED)
 
     assert (await asyncio.wait_for(running, 5)).outcome is Outcome.STOPPED
     assert (await asyncio.wait_for(queued_on_b, 5)).outcome is Outcome.SKIPPED
+    assert told.footer == text("dropped_by_stop")
     assert len(glm.requests) == 1, "the queued turn never reached GLM"
 
 
@@ -214,7 +250,7 @@ async def test_the_subscriber_comes_back_after_redis_restarts(
             lambda: a.signal.subscribed and b.signal.subscribed, "both to subscribe again", 20
         )
 
-        answer, writer = a.ask("a long story")
+        answer, writer = await a.ask("a long story")
         await until(lambda: bool(writer.updates), "the first words on replica A")
         assert await b.stopper.stop(KEY, by=ASKER, may_administer=admin(False)) is (
             StopOutcome.STOPPED
@@ -222,35 +258,57 @@ async def test_the_subscriber_comes_back_after_redis_restarts(
         assert (await asyncio.wait_for(answer, 5)).outcome is Outcome.STOPPED
 
 
-class GatedStore(MemoryHistoryStore):
+class GatedStore(RedisHistoryStore):
     """Holds the answer in its context read (as a slow Redis would) until opened."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        super().__init__(redis, keys)
         self.entered = asyncio.Event()
         self.gate = asyncio.Event()
 
-    async def load_context(
-        self, key: ConversationKey, budget_tokens: int, *, riders: Sequence[Rider] = ()
-    ) -> ConversationContext:
+    async def load_context(self, key: ConversationKey, budget_tokens: int) -> ConversationContext:
         self.entered.set()
         await self.gate.wait()
-        return await super().load_context(key, budget_tokens, riders=riders)
+        return await super().load_context(key, budget_tokens)
 
 
 async def test_a_stop_before_the_stream_began_is_not_lost(
-    pair: tuple[Replica, Replica], glm: FakeGLM
+    redis_url: str, key_prefix: str, glm: FakeGLM, redis_client: aioredis.Redis
+) -> None:
+    store = GatedStore(redis_client, Keys(key_prefix, 42))
+    async with (
+        replica(redis_url, key_prefix, glm, store) as a,
+        replica(redis_url, key_prefix, glm) as b,
+    ):
+        answer, writer = await a.ask("hello")
+        await asyncio.wait_for(store.entered.wait(), 5)
+
+        assert await b.stopper.stop(KEY, by=ASKER, may_administer=admin(False)) is (
+            StopOutcome.STOPPED
+        )
+        store.gate.set()
+
+        result = await asyncio.wait_for(answer, 5)
+        assert result.outcome is Outcome.STOPPED
+        assert "Stopped" in (writer.footer or "")
+        assert glm.requests == [], "GLM was never asked"
+
+
+async def test_one_whose_turn_waits_behind_another_replica_may_not_stop_its_answer(
+    pair: tuple[Replica, Replica], redis_client: aioredis.Redis, key_prefix: str
 ) -> None:
     a, b = pair
-    store = a.conversation.store = GatedStore()
-    writer = RecordingWriter()
-    answer = asyncio.create_task(a.conversation.answer(Turn(KEY, "hello", user_id=ASKER), writer))
-    await asyncio.wait_for(store.entered.wait(), 5)
+    running, writer = await a.ask("a long story")
+    await until(lambda: bool(writer.updates), "the first words on replica A")
+    queued, _ = await b.ask("mine, queued on B", user=OTHER)
+    await ticket_queued(redis_client, key_prefix)
 
-    assert await b.stopper.stop(KEY, by=ASKER, may_administer=admin(False)) is (StopOutcome.STOPPED)
-    store.gate.set()
+    # B only waits for the lease: the answer and the say over it are A's
+    refused = await b.stopper.stop(KEY, by=OTHER, may_administer=admin(False))
+    assert refused is StopOutcome.NOT_ALLOWED
+    assert a.turns.asker(KEY) == ASKER, "still answering"
+    assert not running.done()
 
-    result = await asyncio.wait_for(answer, 5)
-    assert result.outcome is Outcome.STOPPED
-    assert "Stopped" in (writer.footer or "")
-    assert glm.requests == [], "GLM was never asked"
+    assert await a.stopper.stop(KEY, by=ASKER, may_administer=admin(False)) is (StopOutcome.STOPPED)
+    assert (await asyncio.wait_for(running, 5)).outcome is Outcome.STOPPED
+    assert (await asyncio.wait_for(queued, 5)).outcome is Outcome.SKIPPED

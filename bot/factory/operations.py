@@ -22,6 +22,7 @@ from bot.stopping import Stoppable, Stopper
 from bot.storage.keys import Keys
 from bot.storage.redis_client import on_redis_error
 from bot.streaming.ratelimit import TelegramRateLimiter
+from bot.streaming.telegram_session import UpdateCheckingSession
 from bot.turns.queue import TurnQueue
 from bot.turns.types import AnsweredHook, AnswerResult, ChatModel, Turn
 
@@ -44,6 +45,8 @@ def create_metrics(bot: Bot, redis: Redis | None) -> Metrics:
     """A registry for this app, fed by the bot's Bot API calls and the Redis client."""
     metrics = Metrics()
     bot.session.middleware(TelegramCallMetrics(metrics))
+    if isinstance(bot.session, UpdateCheckingSession):
+        bot.session.on_rejected = metrics.updates_rejected.inc
     if redis is not None:
         on_redis_error(redis, metrics.redis_error)
     return metrics

@@ -5,6 +5,7 @@ process, as the tests do. What feeds it:
 
 - `bot.observability.dispatcher_metrics`: updates by type and outcome, unknown updates
   (dropped), Bot API calls and 429s by method;
+- `bot.streaming.telegram_session.UpdateCheckingSession.on_rejected`: unreadable updates, skipped;
 - `Metrics.on_answered` (the conversation's after-answer hook): answers, latencies, tokens;
 - `Metrics.answer_failed` (the conversation's failed-answer hook): answers that ended in an
   unexpected exception, which no update handler waits for to count it as its error;
@@ -49,6 +50,11 @@ class Metrics:
         self.updates_unknown = Counter(
             "glmbot_updates_unknown",
             "Updates of a type this bot does not know (a newer Bot API), dropped unread",
+            registry=r,
+        )
+        self.updates_rejected = Counter(
+            "glmbot_updates_rejected",
+            "Updates of a getUpdates batch that aiogram could not read, skipped (content unlogged)",
             registry=r,
         )
         self.answers = Counter(

@@ -116,6 +116,15 @@ class Answerer:
         await self._answered(turn, result)
         return result
 
+    async def skip(self, turn: Turn, writer: AnswerWriter) -> AnswerResult:
+        """A turn /stop dropped before its answer began: its user is told, and the
+        after-answer hook counts it."""
+        result = AnswerResult(Outcome.SKIPPED, finished_at=time.monotonic())
+        note = ENDINGS[Outcome.SKIPPED].note
+        await writer.finish("", footer=text(note, turn.language) if note else None)
+        await self._answered(turn, result)
+        return result
+
     # -- the steps -----------------------------------------------------------------------
 
     async def _load(self, turn: Turn, question: Message, *, shrink: int) -> ConversationContext:

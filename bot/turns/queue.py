@@ -120,7 +120,8 @@ class TurnQueue:
     def asker(self, key: ConversationKey) -> int | None:
         """Who asked the answer being written in `key`, if one is."""
         line = self._lines.get(key)
-        return line.running.asker if line is not None and line.running is not None else None
+        run = line.running if line is not None else None
+        return run.asker if run is not None and run.holding else None
 
     def is_answering(self, key: ConversationKey) -> bool:
         return self.asker(key) is not None
@@ -133,7 +134,7 @@ class TurnQueue:
     @property
     def in_flight(self) -> int:
         """Answers being written."""
-        return sum(1 for line in self._lines.values() if line.running is not None)
+        return sum(1 for line in self._lines.values() if line.running and line.running.holding)
 
     async def drain(self, timeout: float) -> int:
         """Wait for the queued and running turns, those queued meanwhile too; returns how
@@ -153,7 +154,8 @@ class TurnQueue:
         try:
             while line.waiting:
                 queued = line.waiting.popleft()
-                line.running = AnswerRun(asker=queued.turn.user_id)
+                # a turn /stop dropped is only told so: nothing left in it to stop
+                line.running = AnswerRun(asker=queued.turn.user_id, stopped=queued.dropped)
                 try:
                     await self._run(key, queued, line.running)
                 finally:
@@ -177,7 +179,8 @@ class TurnQueue:
                 await queued.writer.aclose()
             # cut off by shutdown, the turn stays in the journal for the restart to report
             if ended and self._journal is not None:
-                await self._journal.end(await queued.ticket)
+                # shielded: cancelling this worker must not cancel the future `submit` sets
+                await self._journal.end(await asyncio.shield(queued.ticket))
 
     async def _answer(self, key: ConversationKey, queued: _Queued, run: AnswerRun) -> None:
         if queued.dropped:
@@ -187,10 +190,11 @@ class TurnQueue:
             if run.stopped:  # stopped while another replica held the conversation
                 await self._tell_dropped(queued)
                 return
+            run.holding = True
             await self._answerer.answer(queued.turn, queued.writer, run)
 
     async def _tell_dropped(self, queued: _Queued) -> None:
-        await queued.writer.finish("", footer=text("dropped_by_stop", queued.turn.language))
+        await self._answerer.skip(queued.turn, queued.writer)
 
     async def _failed(self, queued: _Queued, exc: Exception) -> None:
         turn = queued.turn

@@ -33,6 +33,9 @@ class AnswerRun:
     """The answer being written in one conversation, as far as /stop needs to reach it."""
 
     asker: int
+    # it holds the conversation (with replicas, its lease): until then it only waits, and
+    # the answer being written (whose asker /stop checks) is another replica's
+    holding: bool = False
     stopped: bool = False
     # the outcome is decided: a /stop now would change nothing
     settled: bool = False
@@ -113,8 +116,10 @@ async def generate(
         if not run.stopped:
             await writer.begin()
         await run.stream
-    except asyncio.CancelledError:
-        run.stream.cancel()  # cut off before the await above passed it on
+    except BaseException:
+        # cut off before the await above passed it on, or the writer failed: the
+        # stream must not go on (and call the model) for an answer that has ended
+        run.stream.cancel()
         raise
     finally:
         run.stream = None
