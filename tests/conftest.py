@@ -12,7 +12,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -24,33 +23,41 @@ _handed_out: dict[str, str] = {}
 # The Redis of the session, once a test asked for it (`redis_url`).
 _session_redis: list[str] = []
 
-# Modules whose tests start processes (bots, replicas, servers) or run for seconds each:
-# the e2e lane, with the test_e2e_* files. test_deploy_* files are the deploy lane.
+# A module that uses one of these runs the whole bot (in process, behind the fakes) or
+# starts processes: its tests are end-to-end. Found by name, so new files sort themselves.
+E2E_TOOLS = frozenset(
+    {
+        "running_bot",  # tests/harness.py: the bot polling the fakes
+        "start_bot",
+        "webhook_bot",  # tests/webhook_updates.py: the bot behind its webhook server
+        "BotProcess",  # tests/bot_process.py: python -m bot
+        "start_replica",  # tests/replica_processes.py
+        "CaddyProcess",  # tests/caddy_process.py
+        "subprocess",
+    }
+)
+# Modules that are e2e for reasons the tools above do not show.
 E2E_MODULES = frozenset(
     {
-        "test_bench_smoke",  # python -m bench, which starts bots
-        "test_env_file",  # make run, reading .env
-        "test_fuzz",  # thousands of updates through a running bot
-        "test_leases",  # lease holders in processes of their own, killed
-        "test_redis_modes",  # a Redis Cluster and a Sentinel of its own
-        "test_replica_share",  # a replica in a process of its own, killed
-        "test_replicas",  # python -m bot webhook, twice
-        "test_secrets",  # python -m bot
-        "test_startup",  # python -m bot, until it exits
+        "test_fake_telegram",  # the fake's own HTTP tests, an aiogram Bot session each
+        "test_fuzz",  # thousands of updates through the dispatcher
+        "test_replica_share",  # a replica in a process of its own (asyncio subprocess)
+        "test_startup",  # python -m bot, until it exits (asyncio subprocesses)
         "test_stop_signal",  # replicas on one Redis, restarted
         "test_streaming",  # delivery through the fake Bot API, paced by real intervals
-        "test_fake_telegram",  # the fake's own HTTP tests, a Bot session each
-        "test_webhook",  # the bot behind its webhook server, one per test
     }
 )
 
 
-def lane_of(path: Path) -> str:
-    """unit, e2e or deploy, by the test file's name (folders stay as they are)."""
-    name = path.stem
+def lane_of(item: pytest.Item) -> str:
+    """deploy for test_deploy_* files; e2e for test_e2e_* files and modules that run the
+    bot or start processes; unit for the rest (folders stay as they are)."""
+    name = item.path.stem
     if name.startswith("test_deploy_"):
         return "deploy"
-    if name.startswith("test_e2e_") or name in E2E_MODULES:
+    module = getattr(item, "module", None)
+    uses = E2E_TOOLS.intersection(vars(module)) if module is not None else set()
+    if name.startswith("test_e2e_") or name in E2E_MODULES or uses:
         return "e2e"
     return "unit"
 
@@ -62,7 +69,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         # a test marked by hand (e.g. one slow test in a fast file) keeps its lane
         if not any(item.get_closest_marker(lane) for lane in LANES):
-            item.add_marker(lane_of(item.path))
+            item.add_marker(lane_of(item))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
