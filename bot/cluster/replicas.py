@@ -12,7 +12,7 @@ intervals after its last beat, and the others then take its share back.
 
 Why an equal share rather than a token bucket in Redis: a shared bucket costs a round trip
 per message, or per batch of messages (an answer's edits would then wait on Redis every
-few sends; the tracked cost is at most 4 Redis round trips per answer). The share costs
+few sends; an answer costs 6 Redis round trips in all). The share costs
 one round trip per replica per ``interval`` and none per message. What it gives up:
 
 - a replica's unused share is not lent to a busier one. A load balancer spreads updates
