@@ -115,7 +115,7 @@ def test_an_unknown_log_level_names_the_variable() -> None:
 def test_variables_that_look_like_settings_but_match_none_are_found() -> None:
     environ = {
         "LLM__TEMPRATURE": "0.2",  # a typo of a key
-        "llm__max_tokens": "100",  # known, in any case
+        "llm__context_tokens": "600",  # known, in any case
         "STREAM__EDIT_INTERVAL": "1",
         "PERSONAS__PIRATE__TEXT": "Arr",  # a table: any entry name
         "TELEGRAM_TOKEN": "1:a",  # our prefix, no such variable

@@ -105,7 +105,7 @@ async def test_a_lowercase_log_level_is_accepted(tmp_path: Path) -> None:
     async with FakeTelegram() as tg, FakeGLM() as glm:
         env = bot_env(tg, glm, api_key=API_KEY, redis_url=None, key_prefix="unused")
         env.update(LOG_LEVEL="debug", LOG_FORMAT="text", METRICS__PORT="0")
-        env.update(LLM__TEMPRATURE="0.2", LLM__MODEL="glm-4-flash")
+        env.update(LLM__TEMPRATURE="0.2", LLM__MODEL="glm-4-flash-250414")
         async with BotProcess(env, tmp_path / "bot.log") as bot:
             await tg.wait_for(
                 lambda: bool(tg.calls_of("getUpdates")) or not bot.running,
@@ -121,7 +121,7 @@ async def test_a_lowercase_log_level_is_accepted(tmp_path: Path) -> None:
     assert "WARNING" in warnings[0]
     assert "did you mean LLM__TEMPERATURE?" in warnings[0]
     assert "0.2" not in warnings[0]  # names only: a value may be a secret
-    assert "starting: long polling, model glm-4-flash, Redis in memory (no REDIS_URL)" in log
+    assert "starting: long polling, model glm-4-flash-250414, Redis in memory (no REDIS_URL)" in log
 
 
 async def test_the_start_up_line_names_the_redis_in_use(
@@ -140,7 +140,7 @@ async def test_the_start_up_line_names_the_redis_in_use(
             )
             assert bot.running, bot.log()[-2000:]
         log = bot.log()
-    assert f"model glm-4, Redis {parts.hostname}:{parts.port or 6379}, db {db}" in log, log
+    assert f"model glm-4.7-flash, Redis {parts.hostname}:{parts.port or 6379}, db {db}" in log, log
     if parts.password:
         assert parts.password not in log
 
