@@ -114,6 +114,10 @@ _EN: Final[dict[str, str]] = {
     "usage_summary": (
         "{tokens} ({prompt} prompt + {completion} answer) in {requests}, ≈ {cost} CNY"
     ),
+    "usage_summary_reasoning": (
+        "{tokens} ({prompt} prompt + {completion} answer, {reasoning} of it reasoning) "
+        "in {requests}, ≈ {cost} CNY"
+    ),
     "tokens_one": "{n} token",
     "tokens_other": "{n} tokens",
     "requests_one": "{n} request",
@@ -246,6 +250,10 @@ _ZH: Final[dict[str, str]] = {
     "usage_today": "今天：{summary}",
     "usage_month": "本月：{summary}",
     "usage_summary": "{tokens}（提问 {prompt} + 回答 {completion}），{requests}，约 {cost} 元",
+    "usage_summary_reasoning": (
+        "{tokens}（提问 {prompt} + 回答 {completion}，其中思考 {reasoning}），"
+        "{requests}，约 {cost} 元"
+    ),
     "tokens_one": "{n} token",
     "tokens_other": "{n} token",
     "requests_one": "{n} 次请求",

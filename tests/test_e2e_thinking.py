@@ -189,3 +189,27 @@ async def test_length_before_any_answer_text_tells_the_user(
         assert next_request_messages(h) == [{"role": "user", "content": "what is tea, briefly?"}], (
             "a question with no answer is not kept as if it had one"
         )
+
+
+async def test_reasoning_tokens_show_in_usage_and_cost_as_output(
+    redis_url: str, key_prefix: str
+) -> None:
+    usage = {
+        "prompt_tokens": 1000,
+        "completion_tokens": 500,
+        "total_tokens": 1500,
+        "completion_tokens_details": {"reasoning_tokens": 300},
+    }
+    async with running_bot(
+        redis_url, key_prefix, reply=thinker(reasoning_seconds=0.1, usage=usage)
+    ) as h:
+        h.tg.private_text(USER, "/model glm-5")
+        await h.wait_for_messages(USER, 1)
+        await ask_private(h)
+        h.tg.private_text(USER, "/usage")
+        await h.wait_for_messages(USER, 3)
+        # glm-5: (1,000 x 4 + 500 x 18) / 1M CNY, the reasoning within the 500
+        assert (
+            "Today: 1,500 tokens (1,000 prompt + 500 answer, 300 of it reasoning) "
+            "in 1 request, ≈ 0.0130 CNY"
+        ) in h.last_text(USER)

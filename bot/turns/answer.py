@@ -91,6 +91,7 @@ class Answerer:
             finish_reason=end.finish_reason if end else None,
         )
         result.answer = run.text
+        result.reasoning = run.reasoning
         result.finished_at = time.monotonic()
         result.error = error.kind if error is not None else None
         result.finish_reason = end.finish_reason if end else None
