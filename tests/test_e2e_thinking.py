@@ -94,6 +94,7 @@ async def test_private_draft_shows_the_reasoning_then_the_answer_folds_it(
 
         (final,) = h.tg.chat_messages(USER)
         assert_folded(final)
+        assert not [c for c in h.tg.calls if not c.ok], "Telegram took every entity"
 
         h.glm.script(Reply(text="ok"))
         await ask_private(h, "and coffee?")
