@@ -11,8 +11,10 @@ is answered in one line, and works the same way typed as /listen and /model do.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
@@ -126,9 +128,9 @@ async def on_setting(
     if not await sender_administers(message, admins):
         await reply(message, delivery, text("settings_admins_only", lang))
         return
-    value = setting.choices[word]
+    value: Any = setting.choices[word]  # of the field's type, by the table above
     await preferences.set(chat_id, setting.field, value)
-    chosen = Preferences(**{setting.field: value})
+    chosen = dataclasses.replace(current, **{setting.field: value})
     await reply(message, delivery, f"{text('setting_saved', lang)} {setting.state(chosen, lang)}")
 
 
