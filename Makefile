@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Secrets for `make run` (and docker compose); ignored by git and by docker builds.
 ENV_FILE ?= .env
 
-.PHONY: run test lint bench lock
+.PHONY: run test test-unit test-e2e test-deploy lint bench lock
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,6 +21,17 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The lanes of `make test` (markers set in tests/conftest.py): unit runs in seconds, no
+# processes; e2e starts bots, replicas and servers; deploy checks image, compose, Caddy.
+test-unit: $(STAMP)
+	$(PY) -m pytest -q --strict-markers -m unit
+
+test-e2e: $(STAMP)
+	$(PY) -m pytest -q --strict-markers -m e2e
+
+test-deploy: $(STAMP)
+	$(PY) -m pytest -q --strict-markers -m deploy
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -133,6 +133,14 @@ def _measured(section: dict[str, Any]) -> str:
     return f"*Measured {section.get('measured_at', '?')}, {section.get('mode', '?')} mode.*"
 
 
+def _at_most_10_ms(ms: float) -> bool:
+    return ms <= 10
+
+
+def _under_5_ms(ms: float) -> bool:
+    return ms < 5
+
+
 def _targets(s: dict[str, Any]) -> str:
     rows: list[list[str]] = []
     over = s.get("overhead")
@@ -173,18 +181,31 @@ def _targets(s: dict[str, Any]) -> str:
                     _ok(edit_bound.get("within") == edit_bound.get("answers")),
                 ]
             )
-        for key, label in (
-            ("update_to_glm_request", "update reaches the bot → GLM request sent"),
-            ("last_chunk_to_final", "last GLM chunk → final Telegram message/edit"),
+        # issue 11 raised the update -> GLM request p50 target from < 5 ms to <= 10 ms (the
+        # dedup claim and the journal's record each cost a round trip before the request
+        # now); bench/README.md keeps the old target and figures
+        for key, label, p50_ok, wording in (
+            (
+                "update_to_glm_request",
+                "update reaches the bot → GLM request sent",
+                _at_most_10_ms,
+                "p50 ≤ 10 ms (was < 5 ms), p99 < 20 ms",
+            ),
+            (
+                "last_chunk_to_final",
+                "last GLM chunk → final Telegram message/edit",
+                _under_5_ms,
+                "p50 < 5 ms, p99 < 20 ms",
+            ),
         ):
             private = over.get(f"{key}_private_ms") or {}
             group = over.get(f"{key}_group_ms") or {}
             p50, p99 = private.get("p50"), private.get("p99")
-            met = None if p50 is None or p99 is None else p50 < 5 and p99 < 20
+            met = None if p50 is None or p99 is None else p50_ok(p50) and p99 < 20
             measured = f"private {_pair(private, 1)} ms; groups {_pair(group, 1)} ms"
             verdict = _ok(met)
             if key == "update_to_glm_request" and group.get("p50") is not None:
-                group_met = group["p50"] < 5 and group.get("p99", 0) < 20
+                group_met = p50_ok(group["p50"]) and group.get("p99", 0) < 20
                 verdict = _ok(bool(met) and group_met)
                 if met and not group_met:
                     verdict += " (met in private chats, not in groups)"
@@ -192,7 +213,7 @@ def _targets(s: dict[str, Any]) -> str:
                 # a group's final edit waits for the chat's 1 s slot: pacing, not overhead
                 measured += " (groups: waiting for the chat's next 1 s slot)"
                 verdict += " (private chats)"
-            rows.append([f"{label}: p50 < 5 ms, p99 < 20 ms", measured, verdict])
+            rows.append([f"{label}: {wording}", measured, verdict])
     for run in lim:
         done = run["completed"] == run["chats"]
         rows.append(
@@ -243,14 +264,14 @@ def _targets(s: dict[str, Any]) -> str:
     if steady:
         rows.append(
             [
-                "≤ 4 Redis round trips per answer (excluding lease renewals)",
+                "≤ 6 Redis round trips per answer (was ≤ 4; excluding lease renewals)",
                 f"{_n(min(steady), 2)} – {_n(max(steady), 2)} per answer, plus up to "
                 f"{_n(max(setup), 2)} for opening pooled connections and "
                 f"{_n(max(periodic), 2)} of the process's periodic heartbeats (counted from "
                 "MONITOR, which splits a pipeline whose commands reach a busy server over "
-                "50 µs apart; counted exactly, a private answer costs 3: "
+                "50 µs apart; counted exactly, a private answer costs 6: "
                 "tests/test_redis_cost.py)",
-                _ok(max(steady) <= 4),
+                _ok(max(steady) <= 6),
             ]
         )
     hist = (s.get("history") or {}).get("rows") or []

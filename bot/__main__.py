@@ -21,8 +21,9 @@ from bot.app import App, create_app, run_polling
 from bot.config import ConfigError, Settings, load_settings, with_mode
 from bot.config.environment import unknown_settings
 from bot.gc_tuning import tune_garbage_collector
-from bot.observability.logs import resolve_log_level, secret_parts, setup_logging
+from bot.observability.logs import resolve_log_level, setup_logging
 from bot.observability.logs_json import resolve_log_format
+from bot.observability.redaction import secret_parts
 from bot.storage.redis_client import describe_redis
 from bot.webhook.server import check_webhook_settings, run_webhook, webhook_secret
 
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     _warn_unknown_settings()
     try:
         app = create_app(settings)
-    except ValueError as exc:  # e.g. a Redis URL redis-py refuses
+    except (ConfigError, ValueError) as exc:  # a catalog that cannot work, a bad Redis URL
         return _configuration_error(exc)
     tune_garbage_collector()
     try:

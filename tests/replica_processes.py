@@ -24,6 +24,8 @@ from tests.webhook_updates import free_port
 ROOT = Path(__file__).resolve().parent.parent
 # Starting a process imports aiogram, zhipuai and pydantic: slow on a busy machine.
 START_TIMEOUT = 120.0
+# Lines of its log shown when a replica exits on its own.
+LOG_TAIL = 40
 
 
 @dataclass
@@ -32,6 +34,12 @@ class Replica:
     webhook_url: str
     metrics_url: str
     log_path: Path
+
+    def exit_report(self) -> str:
+        tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-LOG_TAIL:])
+        return (
+            f"replica {self.log_path.stem} exited (code {self.proc.poll()}); its log ends:\n{tail}"
+        )
 
     def log_lines(self) -> list[dict[str, Any]]:
         lines = []
@@ -110,7 +118,7 @@ async def wait_until_ready(tg: FakeTelegram, replicas: list[Replica]) -> None:
         async def ready() -> bool:
             for replica in replicas:
                 if replica.proc.poll() is not None:
-                    raise AssertionError(f"a replica exited: {replica.log_path.read_text()}")
+                    raise AssertionError(replica.exit_report())
                 try:
                     async with session.get(f"{replica.metrics_url}/readyz") as resp:
                         if resp.status != 200:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.keys import ConversationKey
-
+from bot.storage.keys import ConversationKey
 from bot.texts import text
 from tests.fakes.glm import Reply
 from tests.harness import BotHarness, running_bot

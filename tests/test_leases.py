@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -20,6 +22,56 @@ from tests.conftest import RedisProcess
 
 KEY = ConversationKey(777)
 ROOT = Path(__file__).resolve().parent.parent
+TTL = 0.4
+
+
+@dataclass
+class Gate:
+    """Holds back the next script whose arguments match, until ``go`` is set."""
+
+    matches: Callable[[list[str]], bool]
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    go: asyncio.Event = field(default_factory=asyncio.Event)
+    done: bool = False
+
+
+class ScriptSpy(aioredis.Redis):
+    """A client that notes the arguments of every script it ran, so that a test can wait
+    until a waiting turn has asked Redis for the lease (its ticket is the first argument)
+    instead of giving it a while to do so; and that can hold a script back (`gate`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.script_args: list[list[str]] = []
+        self._gates: list[Gate] = []
+
+    def gate(self, matches: Callable[[list[str]], bool]) -> Gate:
+        gate = Gate(matches)
+        self._gates.append(gate)
+        return gate
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if args[0] != "EVALSHA":
+            return await super().execute_command(*args, **options)
+        script_args = [_text(arg) for arg in args[3 + int(args[2]) :]]
+        gate = next((g for g in self._gates if g.matches(script_args)), None)
+        if gate is not None:
+            self._gates.remove(gate)
+            gate.reached.set()
+            await gate.go.wait()
+        result = await super().execute_command(*args, **options)
+        self.script_args.append(script_args)
+        if gate is not None:
+            gate.done = True  # the caller goes on with the result in this same step
+        return result
+
+    def asked_with(self, token: str, since: int = 0) -> int:
+        """How many scripts run since call number ``since`` had ``token`` as first argument."""
+        return sum(args[:1] == [token] for args in self.script_args[since:])
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def until(predicate: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
@@ -37,9 +89,9 @@ async def replicas(
 ) -> AsyncIterator[tuple[RedisLeases, RedisLeases, list[str]]]:
     """Two lease managers on two clients of one Redis, and the errors they reported."""
     errors: list[str] = []
-    clients = [aioredis.Redis.from_url(redis_url) for _ in range(2)]
+    clients = [ScriptSpy.from_url(redis_url) for _ in range(2)]
     a, b = (
-        RedisLeases(c, Keys(key_prefix, 42), ttl=0.4, poll_interval=0.02, on_error=errors.append)
+        RedisLeases(c, Keys(key_prefix, 42), ttl=TTL, poll_interval=0.02, on_error=errors.append)
         for c in clients
     )
     yield a, b, errors
@@ -50,7 +102,34 @@ async def replicas(
 
 
 def queue_key(prefix: str, chat_id: int = KEY.chat_id) -> str:
-    return Keys(prefix, 42).chat_scoped(chat_id, "t0:lease:queue")
+    return f"{lease_key(prefix, chat_id)}:queue"
+
+
+def lease_key(prefix: str, chat_id: int = KEY.chat_id) -> str:
+    return Keys(prefix, 42).chat_scoped(chat_id, "t0:lease")
+
+
+def spy_of(leases: RedisLeases) -> ScriptSpy:
+    spy = leases._redis
+    assert isinstance(spy, ScriptSpy)
+    return spy
+
+
+async def tickets(client: aioredis.Redis, prefix: str) -> list[str]:
+    """The tokens queued for KEY, first in line first."""
+    return [_text(token) for token in await client.zrange(queue_key(prefix), 0, -1)]
+
+
+async def held_throughout(
+    client: aioredis.Redis, prefix: str, token: bytes, seconds: float, waiter: asyncio.Event
+) -> None:
+    """Check, all along ``seconds``, that the lease stays ``token``'s and ``waiter`` waits."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while loop.time() < end:
+        assert await client.get(lease_key(prefix)) == token, "the lease changed hands"
+        assert not waiter.is_set(), "a waiter got in while the lease was held"
+        await asyncio.sleep(0.02)
 
 
 async def test_one_holder_at_a_time_across_replicas_in_arrival_order(
@@ -105,6 +184,8 @@ async def _queue_length(client: aioredis.Redis, prefix: str, length: int) -> Non
 
 async def test_renewal_keeps_the_lease_beyond_its_ttl(
     replicas: tuple[RedisLeases, RedisLeases, list[str]],
+    redis_client: aioredis.Redis,
+    key_prefix: str,
 ) -> None:
     a, b, errors = replicas
     b_held = asyncio.Event()
@@ -114,10 +195,12 @@ async def test_renewal_keeps_the_lease_beyond_its_ttl(
             b_held.set()
 
     async with a.hold(KEY):
+        token = await redis_client.get(lease_key(key_prefix))
+        assert token is not None
         waiter = asyncio.create_task(b_turn())
+        await asyncio.wait_for(_queue_length(redis_client, key_prefix, 1), 5)
         # 3 ttls: without renewal the lease would have expired twice over
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(b_held.wait()), 1.2)
+        await held_throughout(redis_client, key_prefix, token, 3 * TTL, b_held)
     await asyncio.wait_for(waiter, 5)
     assert b_held.is_set()
     assert not errors
@@ -127,11 +210,17 @@ async def test_different_conversations_do_not_wait_for_each_other(
     replicas: tuple[RedisLeases, RedisLeases, list[str]],
 ) -> None:
     a, b, _ = replicas
+    entered: list[ConversationKey] = []
+
+    async def enter(key: ConversationKey) -> None:
+        async with b.hold(key):
+            entered.append(key)
+
+    others = [ConversationKey(KEY.chat_id, 5), ConversationKey(778)]  # a topic, a chat
     async with a.hold(KEY):
-        async with b.hold(ConversationKey(KEY.chat_id, 5)):  # another topic of the chat
-            pass
-        async with b.hold(ConversationKey(778)):
-            pass
+        for key in others:
+            await asyncio.wait_for(enter(key), 5)
+        assert entered == others, "entered while KEY was held"
 
 
 async def test_a_cancelled_waiter_gives_up_its_place(
@@ -181,7 +270,10 @@ class Holder:
 
 
 async def test_a_crashed_holders_lease_expires(
-    replicas: tuple[RedisLeases, RedisLeases, list[str]], redis_url: str, key_prefix: str
+    replicas: tuple[RedisLeases, RedisLeases, list[str]],
+    redis_url: str,
+    redis_client: aioredis.Redis,
+    key_prefix: str,
 ) -> None:
     a, _, _ = replicas
     holder = Holder(redis_url, key_prefix, ttl=0.5)
@@ -194,10 +286,12 @@ async def test_a_crashed_holders_lease_expires(
             async with a.hold(KEY):
                 got.set()
 
+        token = await redis_client.get(lease_key(key_prefix))
+        assert token is not None
         waiter = asyncio.create_task(take())
-        # the other process is alive and renewing: no turn for us
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(got.wait()), 1.0)
+        await asyncio.wait_for(_queue_length(redis_client, key_prefix, 1), 5)
+        # the other process is alive and renewing (2 ttls): no turn for us
+        await held_throughout(redis_client, key_prefix, token, 1.0, got)
         holder.kill()
         killed_at = asyncio.get_running_loop().time()
         await asyncio.wait_for(waiter, 5)
@@ -279,12 +373,15 @@ async def test_a_reservation_keeps_the_place_of_its_arrival(
         late = asyncio.create_task(_hold_and_log(a, "late", ran))
         await asyncio.wait_for(_queue_length(redis_client, key_prefix, 2), 5)
         busy.set()
+        _, late_ticket = await tickets(redis_client, key_prefix)
+        released_at = len(spy_of(a).script_args)
 
     async def claim() -> None:
         with b.reserved(early):
             await _hold_and_log(b, "early", ran)
 
-    await asyncio.sleep(0.1)  # the late turn had every chance to jump the queue
+    # the lease is free: the late turn asks for it (twice), and is refused
+    await until(lambda: spy_of(a).asked_with(late_ticket, released_at) >= 2, "late to ask")
     assert ran == []
     await asyncio.wait_for(asyncio.gather(claim(), late), 5)
     assert ran == ["early", "late"]
@@ -305,7 +402,11 @@ async def test_an_unclaimed_reservation_is_given_up(
     a, b, _ = replicas
     reservation = await a.reserve(KEY)  # e.g. a command: no turn will claim it
     waiter = asyncio.create_task(_hold_once(b))
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(_queue_length(redis_client, key_prefix, 1), 5)
+    (ticket,) = await tickets(redis_client, key_prefix)
+    # on arrival and once more since, the waiter asked for the lease the reservation took,
+    # and was refused
+    await until(lambda: spy_of(b).asked_with(ticket) >= 2, "the waiter to ask twice")
     assert not waiter.done()
     await a.release_unclaimed(reservation)
     await asyncio.wait_for(waiter, 0.3)  # well within the ttl
@@ -376,3 +477,31 @@ async def test_a_place_no_turn_held_is_given_up_when_its_task_leaves_it(
         await asyncio.wait_for(_hold_once(b), 5)
     assert b.waiting(KEY) == 0
     assert not errors
+
+
+async def test_a_renewal_that_reaches_redis_after_the_release_is_no_lost_lease(
+    replicas: tuple[RedisLeases, RedisLeases, list[str]],
+    redis_client: aioredis.Redis,
+    key_prefix: str,
+) -> None:
+    a, _, errors = replicas
+    second_in, second_done = asyncio.Event(), asyncio.Event()
+
+    async def second_turn() -> None:  # keeps the conversation, and its renewals, going
+        async with a.hold(KEY):
+            second_in.set()
+            await second_done.wait()
+
+    async with a.hold(KEY):
+        token = _text(await redis_client.get(lease_key(key_prefix)))
+        renewal = spy_of(a).gate(lambda args: args[1:2] == [token])
+        second = asyncio.create_task(second_turn())
+        await asyncio.wait_for(renewal.reached.wait(), 5)
+    # released, and the next turn holds a lease of its own: only now does the renewal of
+    # the old one reach Redis, which no longer knows it
+    await asyncio.wait_for(second_in.wait(), 5)
+    renewal.go.set()
+    await until(lambda: renewal.done, "the late renewal's answer")
+    second_done.set()
+    await asyncio.wait_for(second, 5)
+    assert not errors, "a lease given up is not a lease lost"

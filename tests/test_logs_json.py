@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from bot.observability.logs import REDACTED, RedactingFormatter
 from bot.observability.logs_json import JsonFormatter, resolve_log_format
+from bot.observability.redaction import REDACTED, RedactingFormatter
 from tests.fakes.glm import Reply
 from tests.harness import running_bot
 

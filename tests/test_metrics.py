@@ -87,8 +87,8 @@ async def test_metrics_after_answers(redis_url: str, key_prefix: str) -> None:
     assert value(samples, "glmbot_answer_telegram_calls_count") == 2
     assert value(samples, "glmbot_answer_telegram_calls_sum") >= 2
     assert value(samples, "glmbot_glm_errors_total", kind="no_balance", code="1113") == 1
-    assert value(samples, "glmbot_glm_tokens_total", model="glm-4", kind="prompt") > 0
-    assert value(samples, "glmbot_glm_tokens_total", model="glm-4", kind="completion") > 0
+    assert value(samples, "glmbot_glm_tokens_total", model="glm-4.7-flash", kind="prompt") > 0
+    assert value(samples, "glmbot_glm_tokens_total", model="glm-4.7-flash", kind="completion") > 0
     assert value(samples, "glmbot_telegram_calls_total", method="sendMessage", result="ok") >= 2
     assert value(samples, "glmbot_telegram_429_total", method="sendChatAction") == 1
     assert value(samples, "glmbot_telegram_calls_total", method="getMe", result="ok") >= 1
@@ -100,7 +100,7 @@ async def test_healthz_and_readyz(redis_url: str, key_prefix: str) -> None:
         assert await get_json(f"{base}/healthz") == (200, {"status": "ok"})
         status, body = await get_json(f"{base}/readyz")
         assert status == 200
-        assert body == {"ready": True, "checks": {"redis": "ok", "telegram": "ok"}}
+        assert body == {"ready": True, "checks": {"redis": "ok", "telegram": "ok", "glm": "ok"}}
 
 
 async def test_readyz_fails_while_redis_is_down(own_redis: RedisProcess, key_prefix: str) -> None:
@@ -112,7 +112,7 @@ async def test_readyz_fails_while_redis_is_down(own_redis: RedisProcess, key_pre
         own_redis.stop()
         status, body = await get_json(f"{base}/readyz")
         assert status == 503
-        assert body["checks"] == {"redis": "down", "telegram": "ok"}
+        assert body["checks"] == {"redis": "down", "telegram": "ok", "glm": "ok"}
         assert (await get_json(f"{base}/healthz"))[0] == 200  # alive all the same
         samples = await scrape(base)
         assert value(samples, "glmbot_redis_errors_total", operation="ping") >= 1

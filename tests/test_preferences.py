@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import redis.asyncio as aioredis
-from bot.keys import ConversationKey, Keys
 
 from bot.history import HistoryStore, MemoryHistoryStore, RedisHistoryStore
 from bot.preferences import ChatPreferences, Preferences
+from bot.storage.keys import ConversationKey, Keys
 
 CHAT = -100321
 

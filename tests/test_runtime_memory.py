@@ -15,9 +15,13 @@ from tests.harness import running_bot
 @pytest.fixture
 def restored_gc() -> Iterator[None]:
     thresholds = gc.get_threshold()
+    session_frozen = gc.get_freeze_count() > 0  # tests/conftest.py freezes after collection
+    gc.unfreeze()
     yield
     gc.unfreeze()
     gc.set_threshold(*thresholds)
+    if session_frozen:
+        gc.freeze()
 
 
 def test_tuning_freezes_startup_objects_and_raises_thresholds(restored_gc: None) -> None:

@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from bot.keys import ConversationKey, Keys
 
 from bot.history import ConversationContext, RedisHistoryStore
 from bot.llm import GLMOptions, StreamEnd, StreamEvent, TextDelta, Usage
 from bot.messages import Message, TextPart
 from bot.models import ModelCatalog, ModelSpec
+from bot.storage.keys import ConversationKey, Keys
 from bot.texts import text
 from bot.turns.answer import Answerer
 from bot.turns.journal import PendingTurn, TurnJournal

@@ -335,6 +335,8 @@ class RedisLeases:
     async def _release(self, key: ConversationKey, conv: Conversation, turn: LeaseTurn) -> None:
         try:
             if turn.leased:
+                # from now on a renewal still in flight may find the lease gone: not a loss
+                turn.leased = False
                 try:
                     await run_script(
                         self._release_script, keys=self._keys_of(key)[:1], args=[turn.token]
@@ -393,7 +395,8 @@ class RedisLeases:
             except RedisError as exc:
                 self._failed("renew", key, exc)
                 continue
-            if holder and not int(held):
+            current = conv.holder
+            if holder and not int(held) and current and current.leased and current.token == holder:
                 # paused or cut off for a whole ttl: another replica may be answering too
                 log.warning("lease of chat %s expired while answering", key.chat_id)
                 if self._on_error is not None:

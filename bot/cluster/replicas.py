@@ -12,7 +12,7 @@ intervals after its last beat, and the others then take its share back.
 
 Why an equal share rather than a token bucket in Redis: a shared bucket costs a round trip
 per message, or per batch of messages (an answer's edits would then wait on Redis every
-few sends; the tracked cost is at most 4 Redis round trips per answer). The share costs
+few sends; an answer costs 6 Redis round trips in all). The share costs
 one round trip per replica per ``interval`` and none per message. What it gives up:
 
 - a replica's unused share is not lent to a busier one. A load balancer spreads updates
@@ -34,7 +34,6 @@ Without leases (one process, or polling), there is no registry: the budget is wh
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -42,7 +41,7 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from bot.storage.background import halt
+from bot.storage.background import Periodic
 from bot.storage.keys import Keys
 
 __all__ = ["ReplicaRegistry", "bot_wide_share"]
@@ -102,22 +101,18 @@ class ReplicaRegistry:
         self.count = 1
         self._reported: int | None = None
         self._failing = False
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+        self._loop = Periodic("replica-presence", self._beat, interval, wait_first=True)
 
     async def start(self) -> None:
         """Mark this replica present and learn the count, then beat in the background."""
-        if self._task is not None:
+        if self._loop.running:
             return
         await self.beat()
-        self._stopping = asyncio.Event()
-        self._task = asyncio.create_task(self._run(self._stopping), name="replica-presence")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop beating and leave, so the others take this replica's share back soon."""
-        task, self._task = self._task, None
-        if task is not None:
-            await halt(task, self._stopping)
+        await self._loop.stop()
         try:
             async with asyncio.timeout(_REDIS_TIMEOUT):
                 await self._redis.zrem(self._key, self.instance)
@@ -149,13 +144,5 @@ class ReplicaRegistry:
             self._on_count(self.count)
         return self.count
 
-    async def _run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval):
-                    await stopping.wait()
-            if not stopping.is_set():
-                try:
-                    await self.beat()
-                except Exception:  # a bug here must not end the presence mark
-                    log.exception("replicas: beat failed")
+    async def _beat(self) -> None:
+        await self.beat()

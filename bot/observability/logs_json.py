@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
-from bot.observability.logs import RedactingFormatter
+from bot.observability.redaction import RedactingFormatter
 
 __all__ = ["JsonFormatter", "resolve_log_format"]
 

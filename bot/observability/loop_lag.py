@@ -1,15 +1,16 @@
 """Event-loop lag: how late the loop runs a timer, and so how late it runs everything else.
 
 A loop kept busy by CPU work (or starved of the GIL by worker threads) delays every
-answer at once; this shows it before anything times out. One task sleeps ``interval``
-seconds at a time and reports how much longer each sleep took.
+answer at once; this shows it before anything times out. One background loop
+waits ``interval`` seconds at a time and reports how much longer each wait took.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
+
+from bot.storage.background import Periodic
 
 __all__ = ["LoopLagMonitor"]
 
@@ -18,32 +19,27 @@ DEFAULT_INTERVAL = 0.1
 
 
 class LoopLagMonitor:
-    """Calls ``observe(seconds late)`` after every sleep of ``interval`` seconds."""
+    """Calls ``observe(seconds late)`` after every wait of ``interval`` seconds."""
 
     def __init__(
         self, observe: Callable[[float], None], *, interval: float = DEFAULT_INTERVAL
     ) -> None:
-        if interval <= 0:
-            raise ValueError("interval must be positive")
         self._observe = observe
         self._interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("loop-lag", self._sample, interval)
+        self._last: float | None = None
 
     async def start(self) -> None:
         """Start measuring on the running loop (idempotent)."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="loop-lag")
+        if not self._loop.running:
+            self._last = None
+            self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            started = loop.time()
-            await asyncio.sleep(self._interval)
-            self._observe(max(0.0, loop.time() - started - self._interval))
+    async def _sample(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._last is not None:
+            self._observe(max(0.0, now - self._last - self._interval))
+        self._last = now

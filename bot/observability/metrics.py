@@ -40,7 +40,11 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
+        self._updates(self.registry)
+        self._answers(self.registry)
+        self._dependencies(self.registry)
+
+    def _updates(self, r: CollectorRegistry) -> None:
         self.updates = Counter(
             "glmbot_updates",
             "Telegram updates, by type and outcome (handled, unhandled, error)",
@@ -57,6 +61,8 @@ class Metrics:
             "Updates of a getUpdates batch that aiogram could not read, skipped (content unlogged)",
             registry=r,
         )
+
+    def _answers(self, r: CollectorRegistry) -> None:
         self.answers = Counter(
             "glmbot_answers",
             "Finished answers, by outcome (completed, stopped, failed, filtered, skipped)",
@@ -96,6 +102,9 @@ class Metrics:
             buckets=_CALL_BUCKETS,
             registry=r,
         )
+
+    def _dependencies(self, r: CollectorRegistry) -> None:
+        """GLM, the Bot API, Redis and the event loop."""
         self.glm_errors = Counter(
             "glmbot_glm_errors",
             "Failed GLM requests (after retries), by kind and business code",

@@ -36,14 +36,23 @@ async def halt(
 
 class Periodic:
     """Runs ``step`` every ``interval`` seconds in a task of its own, between `start` and
-    `stop`; the first step runs at once. A step that raises is logged and the loop goes on."""
+    `stop`; the first step runs at once, or after one interval with ``wait_first``. A step
+    that raises is logged and the loop goes on."""
 
-    def __init__(self, name: str, step: Callable[[], Awaitable[None]], interval: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        step: Callable[[], Awaitable[None]],
+        interval: float,
+        *,
+        wait_first: bool = False,
+    ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
         self._name = name
         self._step = step
         self._interval = interval
+        self._wait_first = wait_first
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -62,11 +71,16 @@ class Periodic:
             await halt(task, self._stopping)
 
     async def _run(self, stopping: asyncio.Event) -> None:
+        if self._wait_first:
+            await self._pause(stopping)
         while not stopping.is_set():
             try:
                 await self._step()
             except Exception:  # a bug in one step must not end the loop
                 log.exception("%s: a step failed", self._name)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval):
-                    await stopping.wait()
+            await self._pause(stopping)
+
+    async def _pause(self, stopping: asyncio.Event) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._interval):
+                await stopping.wait()

@@ -165,6 +165,7 @@ class MessageChain:
     async def _put(
         self, i: int, part: Rendered, key: tuple[str, list[MessageEntity], bool], *, final: bool
     ) -> bool:
+        """Show `part` as message i: an edit when it exists, else a new message."""
         markup = (
             InlineKeyboardMarkup(
                 inline_keyboard=[[InlineKeyboardButton(text="⏹", callback_data=STOP_CALLBACK)]]
@@ -174,35 +175,60 @@ class MessageChain:
         )
         message = self._messages[i] if i < len(self._messages) else None
         if message is not None and message.message_id is not None:
-            message_id = message.message_id
+            edited = await self._edit(message, part, markup, final=final)
+            if edited is None:  # deleted under us: the rest goes on in a new message
+                message.message_id = None
+                return await self._put(i, part, key, final=final)
+            if edited:
+                message.shown = key
+            return edited
+        sent = await self._send(i, part, markup, final=final)
+        if sent is None:
+            return False
+        new = _Message(getattr(sent, "message_id", None), key)
+        if message is None:
+            self._messages.append(new)
+        else:
+            self._messages[i] = new
+        self._stats.visible()
+        return True
 
-            def edit(plain: bool) -> Awaitable[object]:
-                return self._bot.edit_message_text(
-                    chat_id=self._target.chat_id,
-                    message_id=message_id,
-                    text=part.text,
-                    entities=None if plain else part.entities,
-                    parse_mode=None,
-                    reply_markup=markup,
-                    link_preview_options=NO_PREVIEW,
-                )
+    async def _edit(
+        self,
+        message: _Message,
+        part: Rendered,
+        markup: InlineKeyboardMarkup | None,
+        *,
+        final: bool,
+    ) -> bool | None:
+        """Whether the edit went through; None when the message is gone."""
+        message_id = message.message_id
 
-            try:
-                if await self._call(edit, final=final) is None:
-                    return False
-            except TelegramBadRequest as exc:
-                if described(exc, "message is not modified"):
-                    pass  # already showing it (e.g. our own earlier edit landed after all)
-                elif described(exc, "message to edit not found", "message can't be edited"):
-                    # deleted under us: the rest goes on in a new message
-                    log.info("message %s in chat %s is gone", message_id, self._target.chat_id)
-                    message.message_id = None
-                    return await self._put(i, part, key, final=final)
-                else:
-                    raise
-            message.shown = key
-            return True
+        def edit(plain: bool) -> Awaitable[object]:
+            return self._bot.edit_message_text(
+                chat_id=self._target.chat_id,
+                message_id=message_id,
+                text=part.text,
+                entities=None if plain else part.entities,
+                parse_mode=None,
+                reply_markup=markup,
+                link_preview_options=NO_PREVIEW,
+            )
 
+        try:
+            return await self._call(edit, final=final) is not None
+        except TelegramBadRequest as exc:
+            if described(exc, "message is not modified"):
+                return True  # already showing it (e.g. our own earlier edit landed after all)
+            if described(exc, "message to edit not found", "message can't be edited"):
+                log.info("message %s in chat %s is gone", message_id, self._target.chat_id)
+                return None
+            raise
+
+    async def _send(
+        self, i: int, part: Rendered, markup: InlineKeyboardMarkup | None, *, final: bool
+    ) -> object | None:
+        """The sent message, or None when the limiter gave up."""
         reply = None
         if i == 0 and self._target.reply_to_message_id is not None:
             reply = ReplyParameters(
@@ -224,7 +250,7 @@ class MessageChain:
         # the first message is what the user waits for: it goes before intermediate edits
         urgent = not self.message_ids
         try:
-            sent = await self._call(send, final=final, urgent=urgent)
+            return await self._call(send, final=final, urgent=urgent)
         except TelegramBadRequest as exc:
             # allow_sending_without_reply does not cover every case (a reply across forum
             # topics, for one): the message still goes, without the reply
@@ -232,16 +258,7 @@ class MessageChain:
                 raise
             log.info("replied-to message in chat %s is gone", self._target.chat_id)
             reply = None
-            sent = await self._call(send, final=final, urgent=urgent)
-        if sent is None:
-            return False
-        new = _Message(getattr(sent, "message_id", None), key)
-        if message is None:
-            self._messages.append(new)
-        else:
-            self._messages[i] = new
-        self._stats.visible()
-        return True
+            return await self._call(send, final=final, urgent=urgent)
 
     async def _delete(self, message_id: int) -> None:
         def delete(plain: bool) -> Awaitable[object]:

@@ -21,12 +21,10 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
 )
 
-from bot.streaming.chain import Stats, Target, described, is_parse_error
+from bot.streaming.chain import described, is_parse_error
 from bot.streaming.formatting import Rendered
-from bot.streaming.outlet import Outlet
-from bot.streaming.parts import PartTracker
 from bot.streaming.thinking import thinking_part
-from bot.streaming.writer import EditWriter, Typing, WriterBase
+from bot.streaming.writer import EditWriter, WriterBase
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +48,10 @@ def drafts_unsupported(exc: TelegramAPIError) -> bool:
 class DraftWriter(WriterBase):
     """Streams an answer as a draft in a private chat, then sends it as messages."""
 
-    def __init__(
-        self,
-        outlet: Outlet,
-        target: Target,
-        *,
-        stats: Stats | None = None,
-        typing: Typing | None = None,
-        tracker: PartTracker | None = None,
-    ) -> None:
-        super().__init__(outlet, target, stats=stats, typing=typing, tracker=tracker)
+    def _init_state(self) -> None:
         self._draft_id = random.randint(1, 2**31 - 1)
         self._fallback: EditWriter | None = None
         self._shown: Rendered | None = None
-        self._next_at = 0.0
         self._plain = False
         self._stopping = False
         self._drafting = False  # a sendMessageDraft request is in flight

@@ -21,9 +21,10 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 # Seconds in Telegram's group window.
 _GROUP_WINDOW = 60.0
@@ -36,6 +37,21 @@ _FLOOD_WINDOW = 1.0
 _GROUP_RESERVE = 0.25
 # Forget a chat's state this long after its last message (bounds memory).
 _IDLE_FORGET = 120.0
+
+
+class Timer(Protocol):
+    """What a scheduled wake-up needs to offer (an `asyncio.TimerHandle` does)."""
+
+    def cancel(self) -> None: ...
+    def cancelled(self) -> bool: ...
+
+
+# Schedules a callback after a delay in seconds of the limiter's clock.
+CallLater = Callable[[float, Callable[[], None]], Timer]
+
+
+def _loop_call_later(delay: float, callback: Callable[[], None]) -> Timer:
+    return asyncio.get_running_loop().call_later(delay, callback)
 
 
 @dataclass(slots=True)
@@ -64,7 +80,11 @@ class TelegramRateLimiter:
         global_rate: float = 30,
         per_chat_interval: float = 1.0,
         group_per_minute: float = 20,
+        clock: Callable[[], float] = time.monotonic,
+        call_later: CallLater = _loop_call_later,
     ) -> None:
+        """``clock`` (monotonic seconds) and ``call_later`` (a wake-up after a delay on
+        that clock) default to real time on the running loop; tests pass a fake clock."""
         if global_rate <= 0 or per_chat_interval < 0 or group_per_minute < 1:
             raise ValueError("rates must be positive")
         self._window, self._cap = _global_window(global_rate)
@@ -80,9 +100,11 @@ class TelegramRateLimiter:
         self._finals: list[_Waiter] = []
         self._others: list[_Waiter] = []
         self._starved = False  # the head of the queue is waiting for the bot-wide budget
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Timer | None = None
         self._timer_at = math.inf
-        self._swept_at = time.monotonic()
+        self._clock = clock
+        self._call_later = call_later
+        self._swept_at = clock()
 
     async def acquire(self, chat_id: int, *, final: bool = False) -> None:
         """Wait for a slot to send one message or edit in ``chat_id``.
@@ -121,7 +143,7 @@ class TelegramRateLimiter:
 
     def try_acquire(self, chat_id: int) -> bool:
         """Take a slot for an optional intermediate edit only if one is free right now."""
-        now = time.monotonic()
+        now = self._clock()
         chat = self._chats.get(chat_id)
         if (
             self._starved
@@ -146,7 +168,7 @@ class TelegramRateLimiter:
 
     def penalize(self, chat_id: int | None, retry_after: float) -> None:
         """Telegram answered 429: pause the chat (or everything, for None) for retry_after."""
-        now = time.monotonic()
+        now = self._clock()
         until = now + max(0.0, retry_after)
         if chat_id is not None:
             chat = self._chat(chat_id)
@@ -164,7 +186,7 @@ class TelegramRateLimiter:
     @property
     def busy(self) -> float:
         """Bot-wide load, 0 (idle) to 1 (the budget is spent and requests queue)."""
-        self._global_ready_at(time.monotonic())  # trims the window
+        self._global_ready_at(self._clock())  # trims the window
         queued = len(self._finals) + len(self._others)
         return min(1.0, (len(self._sent) + self._in_flight + queued) / self._cap)
 
@@ -178,7 +200,7 @@ class TelegramRateLimiter:
         load = self.busy
         chat = self._chats.get(chat_id)
         if chat is not None and chat_id < 0:
-            self._trim_window(chat, time.monotonic())
+            self._trim_window(chat, self._clock())
             load = max(load, min(1.0, len(chat.window) / self._group_cap_intermediate))
         return load
 
@@ -186,7 +208,7 @@ class TelegramRateLimiter:
 
     def _pump(self) -> None:
         """Grant whatever can go now, in order; arm the timer for the next chance."""
-        now = time.monotonic()
+        now = self._clock()
         wake = math.inf
         self._starved = False
         blocked: set[int] = set()  # chats whose earlier waiter must go first
@@ -251,7 +273,7 @@ class TelegramRateLimiter:
 
     def _release(self, chat_id: int, *, used: bool = True) -> None:
         """A slot()'s request completed: it counts in the windows from now."""
-        now = time.monotonic()
+        now = self._clock()
         self._in_flight -= 1
         chat = self._chat(chat_id)
         chat.in_flight -= 1
@@ -269,8 +291,8 @@ class TelegramRateLimiter:
             if self._timer_at <= wake and not self._timer.cancelled():
                 return
             self._timer.cancel()
-        delay = max(0.0, wake - time.monotonic())
-        self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+        delay = max(0.0, wake - self._clock())
+        self._timer = self._call_later(delay, self._on_timer)
         self._timer_at = wake
 
     def _on_timer(self) -> None:

@@ -110,6 +110,12 @@ class WriterBase(ABC):
         self._task: asyncio.Task[None] | None = None
         self._finished = False
         self._closed = False
+        # when the next update may go out
+        self._next_at = 0.0
+        self._init_state()
+
+    def _init_state(self) -> None:  # noqa: B027 (optional hook, empty on purpose)
+        """A subclass's own state, set up at construction."""
 
     @property
     def first_visible_at(self) -> float | None:
@@ -229,19 +235,6 @@ class WriterBase(ABC):
 class EditWriter(WriterBase):
     """Sends the first text at once, then edits it; long answers continue in new messages."""
 
-    def __init__(
-        self,
-        outlet: Outlet,
-        target: Target,
-        *,
-        stats: Stats | None = None,
-        typing: Typing | None = None,
-        tracker: PartTracker | None = None,
-    ) -> None:
-        super().__init__(outlet, target, stats=stats, typing=typing, tracker=tracker)
-        self._limiter = outlet.limiter
-        self._next_at = 0.0
-
     @property
     def message_ids(self) -> list[int]:
         return self._chain.message_ids
@@ -303,6 +296,6 @@ class EditWriter(WriterBase):
 
     def _interval(self) -> float:
         extra = max(0, len(self._markdown) - _STRETCH_FROM) / 1000 * _STRETCH_PER_1000
-        load = self._limiter.chat_load(self._target.chat_id)
+        load = self._outlet.limiter.chat_load(self._target.chat_id)
         base = self._outlet.edit_interval + min(_STRETCH_MAX, extra)
         return base * (1 + _LOAD_FACTOR * load)
