@@ -104,7 +104,12 @@ class Writer:
     def update(self, markdown: str) -> None:
         self.updates.append(markdown)
 
-    async def finish(self, markdown: str, *, footer: str | None = None) -> None:
+    def think(self, reasoning: str) -> None:
+        pass
+
+    async def finish(
+        self, markdown: str, *, footer: str | None = None, reasoning: str | None = None
+    ) -> None:
         self.finals.append((markdown, footer))
 
     async def aclose(self) -> None:
