@@ -114,6 +114,10 @@ _EN: Final[dict[str, str]] = {
     "usage_summary": (
         "{tokens} ({prompt} prompt + {completion} answer) in {requests}, ≈ {cost} CNY"
     ),
+    "usage_summary_reasoning": (
+        "{tokens} ({prompt} prompt + {completion} answer, {reasoning} of it reasoning) "
+        "in {requests}, ≈ {cost} CNY"
+    ),
     "tokens_one": "{n} token",
     "tokens_other": "{n} tokens",
     "requests_one": "{n} request",
@@ -129,6 +133,38 @@ _EN: Final[dict[str, str]] = {
     "model_unknown": 'There is no chat model "{name}". Choose one of: {names}. Nothing changed.',
     "model_admins_only": "Only this group's admins can change the model.",
     "model_free": "free",
+    "empty_search": "Write your question after /search, e.g. /search what happened in tech today?",
+    "search_unavailable": "No model here can search the web. Nothing was asked.",
+    "settings_admins_only": "Only this group's admins can change how I answer here.",
+    "setting_unknown": "“{value}” is not one of the choices. Nothing changed.",
+    "setting_saved": "Saved.",
+    "think_state": "Thinking here: {state}. Change it with /think on, /think off or /think auto.",
+    "think_on": "on (the model thinks before it answers)",
+    "think_off": "off (quicker answers)",
+    "think_auto": "auto (the model's default)",
+    "think_always": (
+        "{model} always thinks before it answers: that cannot be turned off. "
+        "/model offers other models."
+    ),
+    "think_never": "{model} answers without thinking. /model offers models that think.",
+    "effort_state": "Reasoning effort here: {state}. Change it with /effort {levels} or auto.",
+    "effort_auto": "auto (the model's default)",
+    "effort_unsupported": ("{model} does not take a reasoning effort. /model offers other models."),
+    "reasoning_state": (
+        "The model's reasoning here: {state}. Change it with /reasoning show or /reasoning hide."
+    ),
+    "reasoning_show": "folded into a quote above each answer",
+    "reasoning_hide": "left out of the answers",
+    "websearch_state": (
+        "Web search on every question here: {state}. Change it with /websearch on or "
+        "/websearch off. /search <question> searches for one question."
+    ),
+    "websearch_on": "on",
+    "websearch_off": "off",
+    "websearch_unsupported": (
+        "{model} cannot search the web. /search <question> still answers one question with "
+        "a model that can; /model offers other models."
+    ),
 }
 
 _ZH: Final[dict[str, str]] = {
@@ -214,6 +250,10 @@ _ZH: Final[dict[str, str]] = {
     "usage_today": "今天：{summary}",
     "usage_month": "本月：{summary}",
     "usage_summary": "{tokens}（提问 {prompt} + 回答 {completion}），{requests}，约 {cost} 元",
+    "usage_summary_reasoning": (
+        "{tokens}（提问 {prompt} + 回答 {completion}，其中思考 {reasoning}），"
+        "{requests}，约 {cost} 元"
+    ),
     "tokens_one": "{n} token",
     "tokens_other": "{n} token",
     "requests_one": "{n} 次请求",
@@ -229,6 +269,35 @@ _ZH: Final[dict[str, str]] = {
     "model_unknown": "没有名为“{name}”的对话模型。可选：{names}。未做任何更改。",
     "model_admins_only": "只有本群管理员可以更换模型。",
     "model_free": "免费",
+    "empty_search": "请在 /search 之后写下问题，例如：/search 今天科技圈有什么新闻？",
+    "search_unavailable": "这里没有可以联网搜索的模型，问题未发送。",
+    "settings_admins_only": "只有本群管理员可以更改我在这里的回答方式。",
+    "setting_unknown": "“{value}”不是可选项。未做任何更改。",
+    "setting_saved": "已保存。",
+    "think_state": "这里的思考模式：{state}。使用 /think on、/think off 或 /think auto 更改。",
+    "think_on": "开启（模型先思考再回答）",
+    "think_off": "关闭（回答更快）",
+    "think_auto": "自动（模型默认）",
+    "think_always": "{model} 总是先思考再回答，无法关闭。可使用 /model 选择其他模型。",
+    "think_never": "{model} 不进行思考。可使用 /model 选择会思考的模型。",
+    "effort_state": "这里的思考强度：{state}。使用 /effort {levels} 或 auto 更改。",
+    "effort_auto": "自动（模型默认）",
+    "effort_unsupported": "{model} 不支持设置思考强度。可使用 /model 选择其他模型。",
+    "reasoning_state": (
+        "这里模型的思考过程：{state}。使用 /reasoning show 或 /reasoning hide 更改。"
+    ),
+    "reasoning_show": "折叠显示在每个回答上方",
+    "reasoning_hide": "不显示在回答中",
+    "websearch_state": (
+        "每个问题都联网搜索：{state}。使用 /websearch on 或 /websearch off 更改。"
+        "/search <问题> 只为一个问题搜索。"
+    ),
+    "websearch_on": "开启",
+    "websearch_off": "关闭",
+    "websearch_unsupported": (
+        "{model} 不能联网搜索。/search <问题> 仍会用可搜索的模型回答单个问题；"
+        "可使用 /model 选择其他模型。"
+    ),
 }
 
 

@@ -18,6 +18,8 @@ from handlers import (
     members,
     model,
     persona,
+    preferences,
+    search,
     unsupported,
     usage,
 )
@@ -45,6 +47,9 @@ def get_routers() -> list[Router]:
         commands.create_router(),
         persona.create_router(),
         model.create_router(),
+        preferences.create_router(),
+        # before the chat routers: a private chat's router takes every text
+        search.create_router(),
         usage.create_router(),
         private,
         groups,

@@ -71,6 +71,13 @@ COMMANDS: tuple[Command, ...] = (
         args=Words("<question>", "<问题>"),
     ),
     Command(
+        "search",
+        "both",
+        "anyone",
+        Words("Answer with a web search, sources linked", "联网搜索回答，附来源链接"),
+        args=Words("<question>", "<问题>"),
+    ),
+    Command(
         "stop",
         "both",
         "anyone",
@@ -101,6 +108,46 @@ COMMANDS: tuple[Command, ...] = (
         admin_about=Words(
             "Show or switch the model that answers here: /model <name>",
             "查看或切换这里使用的模型：/model <名称>",
+        ),
+    ),
+    Command(
+        "think",
+        "both",
+        "anyone",
+        Words("Whether the model thinks before answering", "模型是否先思考再回答"),
+        admin_about=Words(
+            "Turn the model's thinking on, off or auto: /think on|off|auto",
+            "开启、关闭思考或交给模型：/think on|off|auto",
+        ),
+    ),
+    Command(
+        "effort",
+        "both",
+        "anyone",
+        Words("How hard the model thinks", "模型的思考强度"),
+        admin_about=Words(
+            "Set how hard the model thinks: /effort low|medium|high|...|auto",
+            "设置思考强度：/effort low|medium|high|...|auto",
+        ),
+    ),
+    Command(
+        "reasoning",
+        "both",
+        "anyone",
+        Words("Whether answers show the model's reasoning", "回答是否显示模型的思考过程"),
+        admin_about=Words(
+            "Show the reasoning folded above answers, or hide it: /reasoning show|hide",
+            "在回答上方折叠显示思考过程，或隐藏：/reasoning show|hide",
+        ),
+    ),
+    Command(
+        "websearch",
+        "both",
+        "anyone",
+        Words("Whether every question searches the web", "是否每个问题都联网搜索"),
+        admin_about=Words(
+            "Search the web for every question: /websearch on|off",
+            "每个问题都联网搜索：/websearch on|off",
         ),
     ),
     Command(

@@ -91,6 +91,7 @@ class Answerer:
             finish_reason=end.finish_reason if end else None,
         )
         result.answer = run.text
+        result.reasoning = run.reasoning
         result.finished_at = time.monotonic()
         result.error = error.kind if error is not None else None
         result.finish_reason = end.finish_reason if end else None
@@ -99,7 +100,9 @@ class Answerer:
             if end.usage is not None:
                 self._calibration.observe(prompt.estimated_tokens, end.usage.prompt_tokens)
         notes = await self._notes(turn, prompt, result, error)
-        if ENDINGS[result.outcome].stored:
+        # A completed answer with no text (cut at `length` while reasoning) is not kept:
+        # the user is asked to ask again, and a placeholder would read as the model's words.
+        if ENDINGS[result.outcome].stored and (run.text or result.outcome is Outcome.STOPPED):
             # sources as plain numbers: their links are for the user, not the model
             reply = cite(run.text, ()) or STOPPED_EMPTY
             if not await self._store_turn(turn, question, reply):

@@ -20,14 +20,15 @@ def _links(sources: Sequence[SearchResult]) -> dict[str, str]:
 
 
 def cite(markdown: str, sources: Sequence[SearchResult], *, growing: bool = False) -> str:
-    """`markdown` with each ``[ref_N]`` as a linked N (a plain one when the source is not
+    """`markdown` with each ``[ref_N]`` as a linked [N] (a plain one when the source is not
     known yet); a growing answer also hides a marker still being written."""
     links = _links(sources)
 
     def number(match: re.Match[str]) -> str:
         n = match.group(1)
         link = links.get(f"ref_{n}")
-        return f"[{n}]({link})" if link else f"[{n}]"
+        # the brackets escaped, so the link shows "[1]" as the plain number does
+        return f"[\\[{n}\\]]({link})" if link else f"[{n}]"
 
     text = _MARKER.sub(number, markdown)
     return _PARTIAL.sub("", text) if growing else text

@@ -68,6 +68,9 @@ class Outcome(enum.Enum):
 class AnswerResult:
     outcome: Outcome
     answer: str = ""
+    # a thinking model's reasoning (shown folded, never stored; a stopped answer is
+    # charged an estimate of it)
+    reasoning: str = ""
     usage: Usage | None = None
     error: ErrorKind | None = None
     finish_reason: str | None = None

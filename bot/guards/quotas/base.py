@@ -99,6 +99,8 @@ class Totals:
     completion: int = 0
     requests: int = 0
     cost_micros: int = 0
+    # the part of `completion` a thinking model spent reasoning (billed as output)
+    reasoning: int = 0
 
     @property
     def tokens(self) -> int:
@@ -119,6 +121,8 @@ class Charge:
     prompt_tokens: int
     completion_tokens: int
     cost_micros: int
+    # part of completion_tokens (usage.completion_tokens_details.reasoning_tokens)
+    reasoning_tokens: int = 0
 
     @property
     def tokens(self) -> int:

@@ -86,6 +86,7 @@ class MemoryMeterStore:
                     completion=old.completion + charge.completion_tokens,
                     requests=old.requests + 1,
                     cost_micros=old.cost_micros + charge.cost_micros,
+                    reasoning=old.reasoning + charge.reasoning_tokens,
                 )
                 self._usage[(scope, period)] = (expires, new)
         boards: tuple[tuple[Board, str], ...] = (

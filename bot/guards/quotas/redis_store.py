@@ -5,7 +5,8 @@ private chat (Telegram gives it the user's id), a chat's under the chat's tag::
 
     <base>{c<user>}:user:rate              sorted set: the user's messages in the window
     <base>{c<user>}:user:told:<limit>      "already told" marker of a refusal
-    <base>{c<user>}:user:usage:<period>    hash: prompt, completion, tokens, requests, cost
+    <base>{c<user>}:user:usage:<period>    hash: prompt, completion, tokens, requests, cost,
+                                           reasoning (part of completion)
     <base>{c<chat>}:rate, told:<limit>, usage:<period>      the same for a chat
     <base>usage:<period>:m:<model>         usage of a model
     <base>usage:<period>:total             usage of the whole bot
@@ -98,26 +99,29 @@ return false
 
 # Adds one answer to usage hashes and boards (sorted sets) of one Cluster slot.
 # KEYS: usage hashes, then boards.
-# ARGV: prompt, completion, cost, number of hashes, a TTL per hash, then a member and a
-#       TTL per board.
+# ARGV: prompt, completion, cost, reasoning, number of hashes, a TTL per hash, then a
+#       member and a TTL per board.
 # Lua numbers are doubles, exact to 2^53; '%d' keeps large sums out of exponent notation.
 _CHARGE = """
 local prompt, completion, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local reasoning = tonumber(ARGV[4])
 local tokens = prompt + completion
-local hashes = tonumber(ARGV[4])
+local hashes = tonumber(ARGV[5])
 local function plus(old, n)
   return string.format('%d', (tonumber(old) or 0) + n)
 end
 for i = 1, hashes do
-  local old = redis.call('HMGET', KEYS[i], 'prompt', 'completion', 'tokens', 'requests', 'cost')
+  local old = redis.call('HMGET', KEYS[i],
+    'prompt', 'completion', 'tokens', 'requests', 'cost', 'reasoning')
   redis.call('HSET', KEYS[i],
     'prompt', plus(old[1], prompt), 'completion', plus(old[2], completion),
-    'tokens', plus(old[3], tokens), 'requests', plus(old[4], 1), 'cost', plus(old[5], cost))
+    'tokens', plus(old[3], tokens), 'requests', plus(old[4], 1), 'cost', plus(old[5], cost),
+    'reasoning', plus(old[6], reasoning))
   if not old[4] then
-    redis.call('EXPIRE', KEYS[i], ARGV[4 + i])
+    redis.call('EXPIRE', KEYS[i], ARGV[5 + i])
   end
 end
-local at = 5 + hashes
+local at = 6 + hashes
 for i = hashes + 1, #KEYS do
   local score = redis.call('ZINCRBY', KEYS[i], tokens, ARGV[at])
   if tonumber(score) == tokens then
@@ -231,7 +235,12 @@ class RedisMeterStore:
         for board, member in boards:
             key = self._board_key(board, month)
             group(key).boards.append((key, member, MONTH_TTL))
-        amounts = [charge.prompt_tokens, charge.completion_tokens, charge.cost_micros]
+        amounts = [
+            charge.prompt_tokens,
+            charge.completion_tokens,
+            charge.cost_micros,
+            charge.reasoning_tokens,
+        ]
         calls = [slot.call(self._charge, amounts) for slot in groups.values()]
         try:
             replies = await send_together(self._redis, calls)
@@ -292,4 +301,5 @@ def _totals(fields: dict[Any, Any]) -> Totals:
         completion=values.get("completion", 0),
         requests=values.get("requests", 0),
         cost_micros=values.get("cost", 0),
+        reasoning=values.get("reasoning", 0),
     )

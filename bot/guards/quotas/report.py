@@ -40,11 +40,12 @@ def _summary(totals: Totals, language: str | None) -> str:
     if not totals.requests and not totals.tokens:
         return text("usage_nothing", language)
     return text(
-        "usage_summary",
+        "usage_summary_reasoning" if totals.reasoning else "usage_summary",
         language,
         tokens=count("tokens", totals.tokens, language),
         prompt=f"{totals.prompt:,}",
         completion=f"{totals.completion:,}",
+        reasoning=f"{totals.reasoning:,}",
         requests=count("requests", totals.requests, language),
         cost=_cost(totals),
     )

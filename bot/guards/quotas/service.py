@@ -92,18 +92,29 @@ class QuotaService:
 
     async def on_answered(self, turn: Turn, result: AnswerResult) -> None:
         """The conversation's hook after each answer: charge what GLM reported to the
-        model that answered."""
+        model that answered. Reasoning is output: it is part of the completion tokens
+        (and so of the cost), and counted on its own as well."""
         if result.usage is not None:
             prompt, completion = result.usage.prompt_tokens, result.usage.completion_tokens
-        elif result.first_token_at is not None:
+            reasoning = result.usage.reasoning_tokens
+        elif result.first_token_at is not None or result.first_reasoning_at is not None:
             # GLM reports usage with its last chunk only: a stopped or cut answer was
             # still generated (and billed), so it is charged an estimate; otherwise
-            # stopping just before the end would dodge the quota.
+            # stopping just before the end (or while the model thinks) would dodge the
+            # quota.
             prompt = result.estimated_prompt_tokens
-            completion = message_tokens(result.answer)
+            reasoning = message_tokens(result.reasoning) if result.reasoning else 0
+            completion = (message_tokens(result.answer) if result.answer else 0) + reasoning
         else:
             return  # GLM produced nothing (an error before any text): nothing to charge
-        await self.charge(turn.user_id, turn.key.chat_id, prompt, completion, model=result.model)
+        await self.charge(
+            turn.user_id,
+            turn.key.chat_id,
+            prompt,
+            completion,
+            model=result.model,
+            reasoning_tokens=reasoning,
+        )
 
     async def charge(
         self,
@@ -113,11 +124,13 @@ class QuotaService:
         completion_tokens: int,
         *,
         model: str | None = None,
+        reasoning_tokens: int = 0,
     ) -> None:
         """Count an answer's tokens and cost against `model` (the default model if none
-        is named)."""
+        is named); `reasoning_tokens` are the part of `completion_tokens` spent thinking."""
         model = model or self._models.default.name
         prompt_tokens, completion_tokens = max(0, prompt_tokens), max(0, completion_tokens)
+        reasoning_tokens = min(max(0, reasoning_tokens), completion_tokens)
         charge = Charge(
             user_id=user_id,
             chat_id=chat_id,
@@ -125,6 +138,7 @@ class QuotaService:
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             cost_micros=self.cost_micros(model, prompt_tokens, completion_tokens),
+            reasoning_tokens=reasoning_tokens,
         )
         try:
             await self.store.charge(charge, self.clock())
