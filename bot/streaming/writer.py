@@ -155,6 +155,21 @@ class WriterBase(ABC):
                 self._run_logged(), name=f"stream-{self._target.chat_id}"
             )
 
+    async def finish(
+        self, markdown: str, *, footer: str | None = None, reasoning: str | None = None
+    ) -> None:
+        """Deliver the final answer completely (all parts), retrying flood limits."""
+        if self._finished:
+            log.warning("finish() called twice for chat %s", self._target.chat_id)
+            return
+        self._finished = True
+        await self._stop_loop()
+        await self._final(markdown, footer, reasoning)
+
+    @abstractmethod
+    async def _final(self, markdown: str, footer: str | None, reasoning: str | None) -> None:
+        """Send the final answer, the loop being stopped."""
+
     async def aclose(self) -> None:
         """Cancel background work without sending anything; idempotent."""
         self._closed = True
@@ -239,15 +254,7 @@ class EditWriter(WriterBase):
     def message_ids(self) -> list[int]:
         return self._chain.message_ids
 
-    async def finish(
-        self, markdown: str, *, footer: str | None = None, reasoning: str | None = None
-    ) -> None:
-        """Deliver the final answer completely (all parts), retrying flood limits."""
-        if self._finished:
-            log.warning("finish() called twice for chat %s", self._target.chat_id)
-            return
-        self._finished = True
-        await self._stop_loop()
+    async def _final(self, markdown: str, footer: str | None, reasoning: str | None) -> None:
         await self._deliver_final(self._chain, markdown, footer, reasoning)
 
     def _in_call(self) -> bool:
