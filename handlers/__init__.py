@@ -15,6 +15,7 @@ from handlers import (
     errors,
     group,
     listen,
+    media,
     members,
     model,
     persona,
@@ -46,6 +47,8 @@ def get_routers() -> list[Router]:
         persona.create_router(),
         model.create_router(),
         usage.create_router(),
+        # voice and documents, in private chats and groups (its filters tell them apart)
+        media.create_router(),
         private,
         groups,
     )

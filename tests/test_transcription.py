@@ -63,7 +63,8 @@ async def test_transcription_sends_multipart_and_returns_the_text(
     assert got.fields["model"] == "glm-asr-2512"
     assert got.filename == "speech.wav"
     assert got.audio == speech.wav
-    assert got.rate == RATE and got.seconds == pytest.approx(1.0, abs=0.05)
+    assert got.rate == RATE
+    assert got.seconds == pytest.approx(1.0, abs=0.05)
     assert got.headers["Authorization"].startswith("Bearer ")
     assert fake.transcriptions.refused == []
 

@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 # Zhipu's vision models take images of at most 5 MB (glm-api.md, "GLM in late 2026").
 GLM_IMAGE_LIMIT = 5 * 1024 * 1024
+# Zhipu's speech recognition takes recordings of at most 30 s (glm-api.md; docs.z.ai).
+ASR_MAX_SECONDS = 30.0
 
 
 class MediaSettings(BaseModel):
@@ -27,3 +29,5 @@ class MediaSettings(BaseModel):
     history_images: int = Field(default=3, ge=0, le=50)
     # Re-encoded images kept in process memory for follow-up questions.
     image_cache_entries: int = Field(default=64, ge=0)
+    # Longest voice message or audio file transcribed, in seconds (glm-asr: 30 s at most).
+    voice_max_seconds: float = Field(default=30.0, gt=0, le=ASR_MAX_SECONDS)

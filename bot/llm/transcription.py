@@ -26,7 +26,7 @@ import zhipuai
 from bot.llm.errors import ErrorKind, GLMError, error_from_exception
 from bot.llm.transport import Exchange, to_httpx_error, whole_response
 
-__all__ = ["transcription_call", "transcribe_once"]
+__all__ = ["transcribe_once", "transcription_call"]
 
 
 def transcription_call(

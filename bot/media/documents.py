@@ -40,12 +40,16 @@ _TEXT_MIMES = frozenset(
         "application/x-ndjson",
     }
 )
-_TEXT_EXTENSIONS = frozenset(
-    ".txt .text .md .markdown .rst .csv .tsv .json .jsonl .ndjson .xml .yaml .yml .toml .ini"
-    " .cfg .conf .log .html .htm .css .py .pyi .js .mjs .ts .tsx .jsx .java .kt .kts .go .rs"
-    " .c .h .cc .cpp .hpp .cs .rb .php .swift .scala .sh .bash .zsh .ps1 .sql .r .lua .pl"
-    " .dart .vue .svelte .tex .srt .vtt .env .gitignore .dockerfile .makefile".split()
-)
+# fmt: off
+_TEXT_EXTENSIONS = frozenset({
+    ".txt", ".text", ".md", ".markdown", ".rst", ".csv", ".tsv", ".json", ".jsonl", ".ndjson",
+    ".xml", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".conf", ".log", ".html", ".htm", ".css",
+    ".py", ".pyi", ".js", ".mjs", ".ts", ".tsx", ".jsx", ".java", ".kt", ".kts", ".go", ".rs",
+    ".c", ".h", ".cc", ".cpp", ".hpp", ".cs", ".rb", ".php", ".swift", ".scala", ".sh", ".bash",
+    ".zsh", ".ps1", ".sql", ".r", ".lua", ".pl", ".dart", ".vue", ".svelte", ".tex", ".srt",
+    ".vtt", ".env",
+})
+# fmt: on
 _PDF = "application/pdf"
 _DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 # A sample of a file with no telling name or type: text if it decodes and has no NULs.
@@ -69,7 +73,7 @@ class Document:
 
 
 def kind_of(name: str | None, mime: str | None) -> str | None:
-    """"text", "pdf" or "docx" when the name or MIME type tells; None when unknown."""
+    """ "text", "pdf" or "docx" when the name or MIME type tells; None when unknown."""
     suffix = PurePosixPath((name or "").lower()).suffix
     mime = (mime or "").lower()
     if mime == _PDF or suffix == ".pdf":

@@ -15,16 +15,16 @@ from bot.storage.keys import ConversationKey
 
 __all__ = [
     "AnswerResult",
-    "Attachment",
     "AnswerWriter",
     "AnsweredHook",
+    "Attachment",
     "ChatModel",
     "FailedHook",
     "Outcome",
     "OwnerAlert",
     "PendingInput",
-    "Prepared",
     "PreparationRefused",
+    "Prepared",
     "Turn",
 ]
 
