@@ -241,3 +241,18 @@ async def test_no_request_or_log_holds_the_bot_token(
             assert secret not in json.dumps([asr.fields, asr.headers, asr.filename])
         assert secret not in json.dumps([h.glm.requests, h.glm.headers])
         assert secret not in caplog.text
+
+
+async def test_media_questions_count_against_the_limits(redis_url: str, key_prefix: str) -> None:
+    async with running_bot(redis_url, key_prefix, limits={"user_per_minute": 1}) as h:
+        h.tg.voice_message(USER, USER, ogg_opus(0.5))
+        await answered(h, USER, "Hello from GLM!")
+        h.tg.document_message(USER, USER, b"more notes", file_name="n.txt")
+        h.tg.voice_message(USER, USER, ogg_opus(0.5))
+        await h.wait_for_messages(USER, 2)
+        await h.wait_idle()
+        assert "Hello from GLM!" not in h.last_text(USER)
+        # refused before anything was downloaded, transcribed or asked
+        assert len(h.glm.transcriptions.requests) == 1
+        assert len(h.glm.requests) == 1
+        assert len(h.tg.chat_messages(USER)) == 2

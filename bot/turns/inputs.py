@@ -37,6 +37,8 @@ async def prepare(turn: Turn, writer: AnswerWriter) -> tuple[Turn, AnswerWriter]
     PreparationRefused (or GLMError, from a transcription)."""
     if turn.pending is None:
         return turn, writer
+    # "typing…" while the input is downloaded and read (it stops at the first text)
+    await writer.begin()
     prepared = await turn.pending.prepare()
     turn = dataclasses.replace(
         turn, parts=prepared.parts, pending=None, attachment=prepared.attachment
