@@ -31,6 +31,8 @@ from bot.guards.dedup import UpdateDedup
 from bot.guards.quotas import Limits, QuotaService, create_meter_store
 from bot.history import HistoryStore, create_history_store
 from bot.llm import GLMClient
+from bot.media.files import TelegramFiles
+from bot.media.inputs import MediaInputs
 from bot.models import ModelCatalog
 from bot.observability.answer_log import log_answer
 from bot.observability.health import GLMHealth, Readiness
@@ -71,6 +73,8 @@ class Services(TypedDict):
     access: AccessPolicy
     quotas: QuotaService
     stopper: Stopper
+    files: TelegramFiles
+    media: MediaInputs
 
 
 @dataclass
@@ -159,6 +163,24 @@ def create_delivery(settings: Settings, bot: Bot) -> StreamDelivery:
         private_method=settings.telegram.private_stream_method,
         edit_interval=stream.edit_interval,
         draft_interval=stream.draft_interval,
+    )
+
+
+def create_files(settings: Settings, bot: Bot) -> TelegramFiles:
+    """Downloads of the files users send (photos, voice, documents), within Telegram's limit."""
+    return TelegramFiles(bot, timeout=settings.media.download_timeout)
+
+
+def create_media(
+    settings: Settings, files: TelegramFiles, llm: GLMClient, models: ModelCatalog
+) -> MediaInputs:
+    """Voice messages and documents as questions; speech with the catalog's first speech
+    model (none: voice messages are answered with a note)."""
+    speech = next((model.name for model in models if model.kind == "speech"), None)
+    if speech is None:
+        log.warning("no speech model in the catalog: voice messages will not be transcribed")
+    return MediaInputs(
+        files, llm, speech_model=speech, voice_max_seconds=settings.media.voice_max_seconds
     )
 
 
@@ -307,6 +329,7 @@ def create_app(settings: Settings) -> App:
         glm_health=glm_health,
     )
     delivery = create_delivery(settings, bot)
+    files = create_files(settings, bot)
     stopper, stop_signal = create_stopper(settings, turns, redis, bot.id, leases, metrics)
     replicas = create_replica_registry(settings, redis, bot.id, leases, delivery.limiter, metrics)
     dispatcher = create_dispatcher(
@@ -322,6 +345,8 @@ def create_app(settings: Settings) -> App:
             access=create_access(settings, redis, bot.id),
             quotas=quotas,
             stopper=stopper,
+            files=files,
+            media=create_media(settings, files, llm, models),
         ),
         dedup=create_dedup(settings, redis, bot.id),
         journal=journal,

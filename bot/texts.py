@@ -165,6 +165,36 @@ _EN: Final[dict[str, str]] = {
         "{model} cannot search the web. /search <question> still answers one question with "
         "a model that can; /model offers other models."
     ),
+    # voice messages and documents (bot/media/inputs.py)
+    "voice_placeholder": "🎤 (voice message)",
+    "voice_unavailable": "🎤 Voice messages are not set up on this bot. Please type your question.",
+    "voice_too_long": (
+        "🎤 This recording is too long for me: at most {limit} seconds. "
+        "Please send a shorter one, or type your question."
+    ),
+    "voice_unreadable": (
+        "🎤 I could not play this audio (the file seems damaged or is not audio). "
+        "Please record it again or type your question."
+    ),
+    "voice_no_speech": "🎤 I could not make out any words in this recording. Please try again.",
+    "media_too_large": (
+        "📎 This file is larger than 20 MB, the most Telegram lets a bot download. "
+        "Please send a smaller one."
+    ),
+    "media_unavailable": "📎 I could not download this file from Telegram. Please send it again.",
+    "document_question": "Summarise this document.",
+    "document_unsupported": (
+        "📎 I can read text files (plain text, Markdown, CSV, JSON, source code), PDF and "
+        "Word (.docx) documents, but not this kind of file."
+    ),
+    "document_unreadable": (
+        "📎 I found no text in {name}: it may be damaged, password-protected, or scanned "
+        "pages without a text layer."
+    ),
+    "document_cut": (
+        "📄 {name} is too long to read whole: I read the first {percent}% "
+        "({read} of {total} characters)."
+    ),
 }
 
 _ZH: Final[dict[str, str]] = {
@@ -297,6 +327,24 @@ _ZH: Final[dict[str, str]] = {
     "websearch_unsupported": (
         "{model} 不能联网搜索。/search <问题> 仍会用可搜索的模型回答单个问题；"
         "可使用 /model 选择其他模型。"
+    ),
+    "voice_placeholder": "🎤（语音消息）",
+    "voice_unavailable": "🎤 本机器人未开启语音识别，请用文字提问。",
+    "voice_too_long": "🎤 这段录音太长了：最多 {limit} 秒。请发送更短的录音，或用文字提问。",
+    "voice_unreadable": "🎤 无法播放这段音频（文件可能已损坏或不是音频）。请重新录制或用文字提问。",
+    "voice_no_speech": "🎤 这段录音里没有听出任何内容，请再试一次。",
+    "media_too_large": "📎 文件超过 20 MB，Telegram 不允许机器人下载。请发送更小的文件。",
+    "media_unavailable": "📎 无法从 Telegram 下载这个文件，请重新发送。",
+    "document_question": "请总结这份文档。",
+    "document_unsupported": (
+        "📎 我能阅读文本文件（纯文本、Markdown、CSV、JSON、源代码）、PDF 和 Word（.docx）"
+        "文档，但读不了这种文件。"
+    ),
+    "document_unreadable": (
+        "📎 在 {name} 中没有找到文字：文件可能已损坏、有密码保护，或是没有文字层的扫描件。"
+    ),
+    "document_cut": (
+        "📄 {name} 太长，无法全部读取：我读了前 {percent}%（{total} 个字符中的 {read} 个）。"
     ),
 }
 

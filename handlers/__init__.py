@@ -15,6 +15,7 @@ from handlers import (
     errors,
     group,
     listen,
+    media,
     members,
     model,
     persona,
@@ -51,6 +52,8 @@ def get_routers() -> list[Router]:
         # before the chat routers: a private chat's router takes every text
         search.create_router(),
         usage.create_router(),
+        # voice and documents, in private chats and groups (its filters tell them apart)
+        media.create_router(),
         private,
         groups,
     )

@@ -39,12 +39,16 @@ def _cut_utf16(text: str, offset: int, length: int) -> str:
 
 
 def strip_mentions(message: Message, me: User) -> tuple[str, bool]:
-    """The text without mentions of the bot, and whether there was one."""
-    text = message.text or ""
+    """The text (or a media message's caption) without mentions of the bot, and whether
+    there was one."""
+    if message.text is not None:
+        text, entities = message.text, message.entities
+    else:
+        text, entities = message.caption or "", message.caption_entities
     username = f"@{me.username}".lower() if me.username else None
     mentioned = False
     # cut from the end so earlier offsets stay valid
-    for entity in sorted(message.entities or [], key=lambda e: e.offset, reverse=True):
+    for entity in sorted(entities or [], key=lambda e: e.offset, reverse=True):
         is_me = False
         if entity.type == "mention" and username is not None:
             is_me = _entity_text(text, entity.offset, entity.length).lower() == username

@@ -2,7 +2,8 @@
 
 ``client`` is the entry point; ``request`` holds the options and builds the SDK call;
 ``events`` the typed stream events; ``transport`` and ``generation`` carry each request
-over aiohttp on the event loop; ``sse`` decodes Zhipu's event stream; ``errors`` maps
+over aiohttp on the event loop, and ``transcription`` a speech-to-text request
+(``GLMClient.transcribe``) the same way; ``sse`` decodes Zhipu's event stream; ``errors`` maps
 every failure to an ``ErrorKind`` and holds the retry policy. The SDK is imported only
 inside this package.
 """

@@ -30,7 +30,7 @@ from typing import TypeVar
 import aiohttp
 import httpx
 
-__all__ = ["AiohttpTransport", "Exchange", "to_httpx_error"]
+__all__ = ["AiohttpTransport", "Exchange", "to_httpx_error", "whole_response"]
 
 # Managed by aiohttp itself: the framing of the body it sends, the connection, and the
 # encodings it can decode (it decodes what it asks for, so httpx must not see them).
@@ -258,9 +258,16 @@ class AiohttpTransport(httpx.BaseTransport):
                 response.close()
             raise
         response.release()
-        return httpx.Response(
-            response.status, headers=_headers(response), content=body, request=request
-        )
+        return whole_response(response, body, request)
+
+
+def whole_response(
+    response: aiohttp.ClientResponse, body: bytes, request: httpx.Request | None = None
+) -> httpx.Response:
+    """A response read whole on the loop, as httpx would hand it to the SDK."""
+    return httpx.Response(
+        response.status, headers=_headers(response), content=body, request=request
+    )
 
 
 def _headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:

@@ -8,6 +8,9 @@
     store    question and answer, when the ending keeps them
     finish   the final message, with its notes
 
+A voice message or a document is read first (`bot.turns.inputs`), and a document's
+text is cut to the model's budget once the model is known.
+
 The queue (`bot.turns.queue`) runs one answer at a time per conversation and can stop
 it through its `AnswerRun`.
 """
@@ -26,6 +29,7 @@ from bot.preferences import Preferences
 from bot.prompt.build import Prompt, build_prompt
 from bot.prompt.tokens import TokenCalibration, message_tokens
 from bot.texts import text
+from bot.turns.inputs import cut_note, fit_attachment, prepare
 from bot.turns.outcomes import ENDINGS, ERROR_NOTES, STOPPED_EMPTY, decide
 from bot.turns.sources import cite, with_sources
 from bot.turns.stream import AnswerRun, generate, options_for
@@ -36,6 +40,7 @@ from bot.turns.types import (
     ChatModel,
     Outcome,
     OwnerAlert,
+    PreparationRefused,
     Turn,
 )
 
@@ -69,7 +74,11 @@ class Answerer:
         self._on_answered = on_answered
 
     async def answer(self, turn: Turn, writer: AnswerWriter, run: AnswerRun) -> AnswerResult:
-        question = turn.question()
+        try:
+            turn, writer = await prepare(turn, writer)
+        except (PreparationRefused, GLMError) as refused:
+            return await self._refuse(turn, writer, refused)
+        question = fit_attachment(turn, self._models.largest_prompt_budget).question()
         try:
             context = await self._load(turn, question, shrink=1)
         except HistoryUnavailable:
@@ -78,6 +87,9 @@ class Answerer:
             return AnswerResult(Outcome.FAILED)
         preferences = Preferences.parse(context.preferences)
         model = self._models.for_turn(preferences.model, search=turn.search)
+        if turn.attachment is not None:
+            turn = fit_attachment(turn, model.prompt_budget)
+            question = turn.question()
         result = AnswerResult(Outcome.FAILED, model=model.name)
         prompt = self._prompt(context, question, model, shrink=1)
         options = options_for(model, preferences, turn)
@@ -125,6 +137,21 @@ class Answerer:
         result = AnswerResult(Outcome.SKIPPED, finished_at=time.monotonic())
         note = ENDINGS[Outcome.SKIPPED].note
         await writer.finish("", footer=text(note, turn.language) if note else None)
+        await self._answered(turn, result)
+        return result
+
+    async def _refuse(
+        self, turn: Turn, writer: AnswerWriter, refused: PreparationRefused | GLMError
+    ) -> AnswerResult:
+        """A voice message or document that cannot be answered: its user is told why."""
+        if isinstance(refused, GLMError):
+            result = AnswerResult(Outcome.FAILED, error=refused.kind)
+            note = text(await self._error_note(turn, refused, None), turn.language)
+        else:
+            result = AnswerResult(Outcome.FAILED)
+            note = text(refused.key, turn.language, **refused.values)
+        result.finished_at = time.monotonic()
+        await writer.finish("", footer=note)
         await self._answered(turn, result)
         return result
 
@@ -193,6 +220,7 @@ class Answerer:
     ) -> list[str]:
         """The lines shown under the answer."""
         keys: list[str] = []
+        cut = cut_note(turn)
         if prompt.user_truncated:
             keys.append("question_truncated")
         ending = ENDINGS[result.outcome].note
@@ -204,10 +232,11 @@ class Answerer:
             keys.append("cut_at_length" if result.answer else "length_no_content")
         elif result.outcome is Outcome.COMPLETED and not result.answer:
             keys.append("empty_answer")
-        return [text(key, turn.language) for key in keys]
+        notes = [text(key, turn.language) for key in keys]
+        return notes if cut is None else [cut, *notes]
 
-    async def _error_note(self, turn: Turn, error: GLMError, prompt: Prompt) -> str:
-        if error.kind is ErrorKind.BAD_REQUEST:
+    async def _error_note(self, turn: Turn, error: GLMError, prompt: Prompt | None) -> str:
+        if error.kind is ErrorKind.BAD_REQUEST and prompt is not None:
             # A malformed request is our bug: log its shape, never the content.
             shape = [(m["role"], len(m["content"])) for m in prompt.messages]
             log.error("GLM rejected a request (%s): roles and lengths %s", error, shape)

@@ -17,12 +17,62 @@ __all__ = [
     "AnswerResult",
     "AnswerWriter",
     "AnsweredHook",
+    "Attachment",
     "ChatModel",
     "FailedHook",
     "Outcome",
     "OwnerAlert",
+    "PendingInput",
+    "PreparationRefused",
+    "Prepared",
     "Turn",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A document's text that joins the question, cut to fit the prompt budget."""
+
+    name: str
+    text: str
+    # the length of the whole text when `text` is only its start
+    cut_from: int | None = None
+
+    def as_text(self) -> str:
+        """The attachment as the model reads it: its name, a word if it was cut, its text."""
+        head = f"[Document: {self.name}"
+        if self.cut_from is not None:
+            head += f", cut: the first {len(self.text):,} of {self.cut_from:,} characters"
+        return f"{head}]\n{self.text}"
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What a pending input became: the question's parts, and what to show or add."""
+
+    parts: tuple[Part, ...]
+    # shown above the answer: what was understood (a voice message's transcript)
+    quote: str | None = None
+    attachment: Attachment | None = None
+
+
+class PreparationRefused(Exception):
+    """The input cannot be answered (too long, unreadable, too large): `key` names the
+    text (`bot.texts`) that tells the user why, `values` fill it in."""
+
+    def __init__(self, key: str, **values: str) -> None:
+        super().__init__(key)
+        self.key = key
+        self.values = values
+
+
+class PendingInput(Protocol):
+    """Something to fetch and read before a turn is answered, in the turn's place in
+    its conversation's line (`bot.media.inputs`: a voice message, a document)."""
+
+    async def prepare(self) -> Prepared:
+        """The question it makes; raises PreparationRefused."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +88,11 @@ class Turn:
     language: str | None = None
     # answer with GLM's web search (/search), whatever the chat's preference
     search: bool = False
+    # read first (a voice message to transcribe, a document); `parts` say what it is
+    # until then (what a crash notice quotes)
+    pending: PendingInput | None = None
+    # a document's text, joined to the question once the prompt budget is known
+    attachment: Attachment | None = None
 
     @property
     def text(self) -> str:
@@ -52,6 +107,8 @@ class Turn:
                 TextPart(f"{self.speaker}: {part.text}") if isinstance(part, TextPart) else part
                 for part in self.parts
             )
+        if self.attachment is not None:
+            parts = (*parts, TextPart(self.attachment.as_text()))
         return Message("user", parts, message_tokens(text_of(parts)))
 
 

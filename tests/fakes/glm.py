@@ -32,6 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.glm_audio import Transcriptions
 from tests.fakes.glm_requests import text_of, validate_body
 
 __all__ = [
@@ -182,6 +183,8 @@ class FakeGLM:
         self.completed = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        # speech recognition (tests/fakes/glm_audio.py)
+        self.transcriptions = Transcriptions(self._notify)
 
     # lifecycle
 
@@ -191,6 +194,7 @@ class FakeGLM:
         app.router.add_post("/_fake/reset", self._reset)
         app.router.add_get("/_fake/timings", self._timings)
         app.router.add_post("/{prefix:.*}chat/completions", self._completions)
+        app.router.add_post("/{prefix:.*}audio/transcriptions", self.transcriptions.handle)
         # handler_cancellation: a client that goes away cancels its handler even while it
         # sleeps between tokens, which is how stalled and slow streams notice the disconnect.
         self._runner = web.AppRunner(
@@ -235,6 +239,7 @@ class FakeGLM:
         self.cancelled = 0
         self.completed = 0
         self.max_in_flight = self.in_flight
+        self.transcriptions.reset()
         self._notify()
 
     # waiting (tests)
