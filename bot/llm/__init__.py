@@ -18,6 +18,7 @@ from bot.llm.events import (
     TextDelta,
     Usage,
 )
+from bot.llm.images import Picture
 from bot.llm.request import GLMOptions, Messages
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "GLMError",
     "GLMOptions",
     "Messages",
+    "Picture",
     "ReasoningDelta",
     "SearchResult",
     "SearchResults",

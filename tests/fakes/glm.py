@@ -13,7 +13,8 @@ arrived, when its first reasoning chunk, its first token and its last chunk were
 written, and its last user message to tell requests apart) and ``POST /_fake/reset``.
 
 Every request body is kept in ``requests`` (thinking, extra_body fields, tools and image
-parts arrive there as Zhipu would see them).
+parts arrive there as Zhipu would see them). Image generation is ``images``
+(``tests.fakes.glm_images``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.glm_images import FakeImages
 from tests.fakes.glm_requests import text_of, validate_body
 
 __all__ = [
@@ -182,6 +184,7 @@ class FakeGLM:
         self.completed = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.images = FakeImages(self._notify)
 
     # lifecycle
 
@@ -191,6 +194,7 @@ class FakeGLM:
         app.router.add_post("/_fake/reset", self._reset)
         app.router.add_get("/_fake/timings", self._timings)
         app.router.add_post("/{prefix:.*}chat/completions", self._completions)
+        self.images.add_routes(app)
         # handler_cancellation: a client that goes away cancels its handler even while it
         # sleeps between tokens, which is how stalled and slow streams notice the disconnect.
         self._runner = web.AppRunner(
@@ -235,6 +239,7 @@ class FakeGLM:
         self.cancelled = 0
         self.completed = 0
         self.max_in_flight = self.in_flight
+        self.images.reset()
         self._notify()
 
     # waiting (tests)
