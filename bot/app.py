@@ -45,6 +45,7 @@ from bot.streaming.ratelimit import TelegramRateLimiter
 from bot.streaming.telegram_session import UpdateCheckingSession
 from bot.turns.answer import Answerer
 from bot.turns.journal import TurnJournal
+from bot.turns.pictures import Pictures
 from bot.turns.queue import ConversationLeases, TurnQueue
 from bot.turns.types import AnsweredHook, ChatModel, OwnerAlert
 from handlers import get_routers
@@ -189,6 +190,9 @@ def create_turns(
         default_persona=settings.persona.default,
         on_owner_alert=on_owner_alert,
         on_answered=on_answered,
+        # /image turns: the client itself, not the breaker (pictures are rare and take
+        # seconds; a failing image model says nothing about chat answers)
+        pictures=Pictures(llm, models),
     )
     return TurnQueue(
         answerer,

@@ -14,6 +14,7 @@ from handlers import (
     commands,
     errors,
     group,
+    image,
     listen,
     members,
     model,
@@ -46,6 +47,7 @@ def get_routers() -> list[Router]:
         persona.create_router(),
         model.create_router(),
         usage.create_router(),
+        image.create_router(),
         private,
         groups,
     )

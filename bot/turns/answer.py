@@ -27,6 +27,7 @@ from bot.prompt.build import Prompt, build_prompt
 from bot.prompt.tokens import TokenCalibration, message_tokens
 from bot.texts import text
 from bot.turns.outcomes import ENDINGS, ERROR_NOTES, STOPPED_EMPTY, decide
+from bot.turns.pictures import Pictures
 from bot.turns.sources import cite, with_sources
 from bot.turns.stream import AnswerRun, generate, options_for
 from bot.turns.types import (
@@ -58,6 +59,7 @@ class Answerer:
         calibration: TokenCalibration | None = None,
         on_owner_alert: OwnerAlert | None = None,
         on_answered: AnsweredHook | None = None,
+        pictures: Pictures | None = None,
     ) -> None:
         self._store = store
         self._model = model
@@ -67,8 +69,13 @@ class Answerer:
         self._calibration = calibration or TokenCalibration()
         self._on_owner_alert = on_owner_alert
         self._on_answered = on_answered
+        self._pictures = pictures
 
     async def answer(self, turn: Turn, writer: AnswerWriter, run: AnswerRun) -> AnswerResult:
+        if turn.picture and self._pictures is not None:
+            result = await self._pictures.draw(turn, writer, run, alert=self._alert)
+            await self._answered(turn, result)
+            return result
         question = turn.question()
         try:
             context = await self._load(turn, question, shrink=1)
