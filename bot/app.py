@@ -31,6 +31,7 @@ from bot.guards.dedup import UpdateDedup
 from bot.guards.quotas import Limits, QuotaService, create_meter_store
 from bot.history import HistoryStore, create_history_store
 from bot.llm import GLMClient
+from bot.media.files import TelegramFiles
 from bot.models import ModelCatalog
 from bot.observability.answer_log import log_answer
 from bot.observability.health import GLMHealth, Readiness
@@ -72,6 +73,7 @@ class Services(TypedDict):
     access: AccessPolicy
     quotas: QuotaService
     stopper: Stopper
+    files: TelegramFiles
 
 
 @dataclass
@@ -161,6 +163,11 @@ def create_delivery(settings: Settings, bot: Bot) -> StreamDelivery:
         edit_interval=stream.edit_interval,
         draft_interval=stream.draft_interval,
     )
+
+
+def create_files(settings: Settings, bot: Bot) -> TelegramFiles:
+    """Downloads of the files users send (photos, voice, documents), within Telegram's limit."""
+    return TelegramFiles(bot, timeout=settings.media.download_timeout)
 
 
 def create_models(settings: Settings) -> ModelCatalog:
@@ -326,6 +333,7 @@ def create_app(settings: Settings) -> App:
             access=create_access(settings, redis, bot.id),
             quotas=quotas,
             stopper=stopper,
+            files=create_files(settings, bot),
         ),
         dedup=create_dedup(settings, redis, bot.id),
         journal=journal,

@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from bot.config.formats import BotToken, check_redis_url
+from bot.config.media import MediaSettings
 from bot.config.models import ModelEntry
 from bot.config.ops import (
     LeaseSettings,
@@ -181,6 +182,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()
     reliability: ReliabilitySettings = ReliabilitySettings()
+    media: MediaSettings = MediaSettings()
 
     @model_validator(mode="after")
     def _check_redis_url(self) -> Settings:
