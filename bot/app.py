@@ -39,6 +39,7 @@ from bot.observability.http import ObservabilityServer
 from bot.observability.metrics import Metrics
 from bot.personas import PersonaService
 from bot.preferences import ChatPreferences
+from bot.roleplay import characters
 from bot.stopping import Stopper
 from bot.storage.keys import Keys
 from bot.streaming import StreamDelivery
@@ -200,6 +201,7 @@ def create_turns(
         # /image turns: the client itself, not the breaker (pictures are rare and take
         # seconds; a failing image model says nothing about chat answers)
         pictures=Pictures(llm, models),
+        characters=characters(settings.personas),
     )
     return TurnQueue(
         answerer,
