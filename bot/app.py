@@ -40,6 +40,7 @@ from bot.observability.http import ObservabilityServer
 from bot.observability.metrics import Metrics
 from bot.personas import PersonaService
 from bot.preferences import ChatPreferences
+from bot.roleplay import characters
 from bot.stopping import Stopper
 from bot.storage.keys import Keys
 from bot.streaming import StreamDelivery
@@ -47,6 +48,7 @@ from bot.streaming.ratelimit import TelegramRateLimiter
 from bot.streaming.telegram_session import UpdateCheckingSession
 from bot.turns.answer import Answerer
 from bot.turns.journal import TurnJournal
+from bot.turns.pictures import Pictures
 from bot.turns.queue import ConversationLeases, TurnQueue
 from bot.turns.types import AnsweredHook, ChatModel, OwnerAlert
 from handlers import get_routers
@@ -211,6 +213,10 @@ def create_turns(
         default_persona=settings.persona.default,
         on_owner_alert=on_owner_alert,
         on_answered=on_answered,
+        # /image turns: the client itself, not the breaker (pictures are rare and take
+        # seconds; a failing image model says nothing about chat answers)
+        pictures=Pictures(llm, models),
+        characters=characters(settings.personas),
     )
     return TurnQueue(
         answerer,

@@ -23,8 +23,8 @@ __all__ = [
 ]
 
 # What a model is for: chat and vision models answer through chat completions with no
-# extra parameters; role-play models also need a `meta` the bot does not send yet, and
-# image and speech models have APIs of their own.
+# extra parameters; role-play models answer through a persona preset that gives them a
+# character (`bot.roleplay`), and image and speech models have APIs of their own.
 Kind = Literal["chat", "vision", "image", "speech", "roleplay"]
 CHAT_KINDS: frozenset[Kind] = frozenset({"chat", "vision"})
 # "optional": the request may turn thinking on or off; "always": it cannot be turned off

@@ -195,6 +195,18 @@ _EN: Final[dict[str, str]] = {
         "📄 {name} is too long to read whole: I read the first {percent}% "
         "({read} of {total} characters)."
     ),
+    "empty_image": "Describe the picture after /image, e.g. /image a red fox in the snow",
+    "image_unavailable": "⚠️ Pictures are not available: no image model is configured.",
+    "image_refused": (
+        "⚠️ The image model refused this description (content filter). "
+        "Please describe the picture differently."
+    ),
+    "image_failed": "⚠️ The picture could not be drawn this time. Please try again.",
+    "image_bad_request": "⚠️ The image model did not accept this description. Try a shorter one.",
+    "image_not_sent": "⚠️ The picture was drawn, but Telegram would not take it. Please try again.",
+    "image_stopped": "⏹ Stopped: no picture.",
+    "pictures_one": "{n} picture",
+    "pictures_other": "{n} pictures",
 }
 
 _ZH: Final[dict[str, str]] = {
@@ -346,6 +358,15 @@ _ZH: Final[dict[str, str]] = {
     "document_cut": (
         "📄 {name} 太长，无法全部读取：我读了前 {percent}%（{total} 个字符中的 {read} 个）。"
     ),
+    "empty_image": "请在 /image 之后描述图片，例如：/image 雪地里的一只红狐狸",
+    "image_unavailable": "⚠️ 无法生成图片：没有配置图像模型。",
+    "image_refused": "⚠️ 图像模型拒绝了这个描述（内容安全策略）。请换一种描述。",
+    "image_failed": "⚠️ 这次没能生成图片，请再试一次。",
+    "image_bad_request": "⚠️ 图像模型不接受这个描述，请写得短一些。",
+    "image_not_sent": "⚠️ 图片已生成，但 Telegram 未能接收。请再试一次。",
+    "image_stopped": "⏹ 已停止：没有生成图片。",
+    "pictures_one": "{n} 张图片",
+    "pictures_other": "{n} 张图片",
 }
 
 

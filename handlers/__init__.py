@@ -14,6 +14,7 @@ from handlers import (
     commands,
     errors,
     group,
+    image,
     listen,
     media,
     members,
@@ -54,6 +55,7 @@ def get_routers() -> list[Router]:
         usage.create_router(),
         # voice and documents, in private chats and groups (its filters tell them apart)
         media.create_router(),
+        image.create_router(),
         private,
         groups,
     )

@@ -18,7 +18,7 @@ from bot.texts import text
 from bot.turns.queue import TurnQueue
 from bot.turns.types import Turn
 from handlers.addressing import ask_question, group_question
-from handlers.context import conversation_key, language, reply, speaker, user_id
+from handlers.context import conversation_key, language, reply, speaker, user_id, user_name
 
 
 async def on_ask(
@@ -74,6 +74,7 @@ async def _answer(
         user_id=user_id(message),
         speaker=speaker(message),
         language=language(message),
+        user_name=user_name(message),
     )
     writer = delivery.writer(
         chat_id=key.chat_id,

@@ -118,6 +118,12 @@ class PersonaSettings(BaseModel):
 class PersonaPreset(BaseModel):
     description: str = ""
     text: str
+    # The model that answers while the preset is in force (a role-play model such as
+    # charglm-4, or any chat model of the catalog); None: the chat's own model.
+    model: str | None = None
+    # Who a role-play model plays (Zhipu's `meta`): required with a role-play model.
+    bot_name: str = ""
+    bot_info: str = ""
 
 
 class GroupSettings(BaseModel):

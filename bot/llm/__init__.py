@@ -19,6 +19,7 @@ from bot.llm.events import (
     TextDelta,
     Usage,
 )
+from bot.llm.images import Picture
 from bot.llm.request import GLMOptions, Messages
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "GLMError",
     "GLMOptions",
     "Messages",
+    "Picture",
     "ReasoningDelta",
     "SearchResult",
     "SearchResults",

@@ -30,6 +30,7 @@ import zhipuai
 from bot.llm.errors import ErrorKind, GLMError, retry_policy
 from bot.llm.events import StreamEnd, StreamEvent, Usage
 from bot.llm.generation import Delta, Generation
+from bot.llm.images import Picture, fetch_picture, request_picture
 from bot.llm.request import GLMOptions, Messages, build_request
 from bot.llm.transcription import transcribe_once, transcription_call
 from bot.llm.transport import AiohttpTransport
@@ -178,6 +179,33 @@ class GLMClient:
 
         text: str = await retrying(attempt)
         return text
+
+    async def draw(self, prompt: str, *, model: str, size: str | None = None) -> Picture:
+        """One picture drawn by an image model, fetched; raises GLMError.
+
+        It holds one of the ``max_concurrent`` slots (an upstream connection for the
+        seconds a picture takes, as an answer does) and follows the same retry policy;
+        cancelling it closes the connection."""
+        if self._closed:
+            raise RuntimeError("GLMClient is closed")
+        retrying = retry_policy(
+            attempts=self._retry_attempts,
+            max_seconds=self._retry_max_seconds,
+            initial_wait=self._retry_initial_wait,
+            log=logger,
+        )
+        async with self._slots:
+            self._transport.open()
+            url: str = await retrying(
+                request_picture,
+                self._sdk,
+                prompt,
+                model=model,
+                size=size,
+                secret=self._api_key,
+                read_timeout=self._read_timeout,
+            )
+            return await fetch_picture(self._transport, url, timeout=self._read_timeout)
 
     async def aclose(self) -> None:
         """Fail running generations and close the HTTP connections."""

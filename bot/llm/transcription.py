@@ -24,7 +24,7 @@ import httpx
 import zhipuai
 
 from bot.llm.errors import ErrorKind, GLMError, error_from_exception
-from bot.llm.transport import Exchange, to_httpx_error, whole_response
+from bot.llm.transport import Exchange, read_whole
 
 __all__ = ["transcribe_once", "transcription_call"]
 
@@ -74,8 +74,6 @@ async def _whole(exchange: Exchange, read_timeout: float) -> httpx.Response | Ex
     if not isinstance(outcome, aiohttp.ClientResponse):
         return outcome
     try:
-        async with asyncio.timeout(read_timeout):
-            body = await outcome.read()
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        return to_httpx_error(exc)
-    return whole_response(outcome, body)
+        return await read_whole(outcome, read_timeout)
+    except httpx.HTTPError as exc:
+        return exc

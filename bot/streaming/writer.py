@@ -42,16 +42,20 @@ _PLAIN_LIMIT = 3000
 
 
 class Typing:
-    """The "typing…" chat action, repeated until stopped (at the first visible text).
+    """The "typing…" chat action (or another, e.g. "upload_photo"), repeated until
+    stopped (at the first visible text).
 
     Not aiogram's ChatActionSender: its worker dies on the first failed call, leaving an
     exception nobody retrieves, and its calls would not be counted in ``api_calls``.
     """
 
-    def __init__(self, outlet: Outlet, target: Target, stats: Stats) -> None:
+    def __init__(
+        self, outlet: Outlet, target: Target, stats: Stats, action: str = "typing"
+    ) -> None:
         self._bot = outlet.bot
         self._target = target
         self._stats = stats
+        self._action = action
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
 
@@ -72,7 +76,7 @@ class Typing:
             try:
                 await self._bot.send_chat_action(
                     chat_id=self._target.chat_id,
-                    action="typing",
+                    action=self._action,
                     message_thread_id=self._target.thread_id,
                 )
             except Exception as exc:  # a missing "typing…" is not worth more than a line

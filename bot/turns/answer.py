@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 
 from bot.history import ConversationContext, HistoryStore, HistoryUnavailable
 from bot.llm import ErrorKind, GLMError, GLMOptions
@@ -28,9 +29,11 @@ from bot.models import ModelCatalog, ModelSpec
 from bot.preferences import Preferences
 from bot.prompt.build import Prompt, build_prompt
 from bot.prompt.tokens import TokenCalibration, message_tokens
+from bot.roleplay import Character
 from bot.texts import text
 from bot.turns.inputs import cut_note, fit_attachment, prepare
 from bot.turns.outcomes import ENDINGS, ERROR_NOTES, STOPPED_EMPTY, decide
+from bot.turns.pictures import Pictures
 from bot.turns.sources import cite, with_sources
 from bot.turns.stream import AnswerRun, generate, options_for
 from bot.turns.types import (
@@ -63,6 +66,8 @@ class Answerer:
         calibration: TokenCalibration | None = None,
         on_owner_alert: OwnerAlert | None = None,
         on_answered: AnsweredHook | None = None,
+        pictures: Pictures | None = None,
+        characters: Mapping[str, Character] | None = None,
     ) -> None:
         self._store = store
         self._model = model
@@ -72,8 +77,15 @@ class Answerer:
         self._calibration = calibration or TokenCalibration()
         self._on_owner_alert = on_owner_alert
         self._on_answered = on_answered
+        self._pictures = pictures
+        # persona presets that name their model (`bot.roleplay`)
+        self._characters = characters or {}
 
     async def answer(self, turn: Turn, writer: AnswerWriter, run: AnswerRun) -> AnswerResult:
+        if turn.picture and self._pictures is not None:
+            result = await self._pictures.draw(turn, writer, run, alert=self._alert)
+            await self._answered(turn, result)
+            return result
         try:
             turn, writer = await prepare(turn, writer)
         except (PreparationRefused, GLMError) as refused:
@@ -86,13 +98,14 @@ class Answerer:
             await writer.finish("", footer=text("storage_unavailable", turn.language))
             return AnswerResult(Outcome.FAILED)
         preferences = Preferences.parse(context.preferences)
-        model = self._models.for_turn(preferences.model, search=turn.search)
+        character = self._character(context, turn)
+        model = self._model_for(turn, preferences, character)
         if turn.attachment is not None:
             turn = fit_attachment(turn, model.prompt_budget)
             question = turn.question()
         result = AnswerResult(Outcome.FAILED, model=model.name)
         prompt = self._prompt(context, question, model, shrink=1)
-        options = options_for(model, preferences, turn)
+        options = options_for(model, preferences, turn, character)
         error = await self._stream(turn, question, model, options, prompt, writer, run, result)
         run.settled = True
         end = run.end
@@ -165,6 +178,19 @@ class Answerer:
         # are ours to leave room for, so no history is read only to be dropped.
         history_budget = max(0, budget - question.tokens - self._default_persona_tokens)
         return await self._store.load_context(turn.key, history_budget)
+
+    def _character(self, context: ConversationContext, turn: Turn) -> Character | None:
+        """The character of the persona's preset, if it names a model; not for a /search
+        turn, which needs a model that searches."""
+        preset = context.persona.preset if context.persona is not None else None
+        return None if preset is None or turn.search else self._characters.get(preset)
+
+    def _model_for(
+        self, turn: Turn, preferences: Preferences, character: Character | None
+    ) -> ModelSpec:
+        """The preset's model while its persona is in force, else the chat's."""
+        named = self._models.get(character.model) if character is not None else None
+        return named or self._models.for_turn(preferences.model, search=turn.search)
 
     def _prompt(
         self, context: ConversationContext, question: Message, model: ModelSpec, *, shrink: int

@@ -93,6 +93,11 @@ class Turn:
     pending: PendingInput | None = None
     # a document's text, joined to the question once the prompt budget is known
     attachment: Attachment | None = None
+    # The asker's name as Telegram shows it (never their id), for models that address
+    # the user by name (role-play); None when unknown.
+    user_name: str | None = None
+    # /image: draw the text as a picture (`bot.turns.pictures`) instead of answering it
+    picture: bool = False
 
     @property
     def text(self) -> str:
@@ -147,6 +152,8 @@ class AnswerResult:
     # Calibrated estimate of the last prompt sent: what a stopped or cut answer (GLM
     # reports `usage` only at the end) is charged for its prompt.
     estimated_prompt_tokens: int = 0
+    # pictures drawn (/image), charged per picture
+    pictures: int = 0
 
 
 class AnswerWriter(Protocol):

@@ -13,7 +13,8 @@ arrived, when its first reasoning chunk, its first token and its last chunk were
 written, and its last user message to tell requests apart) and ``POST /_fake/reset``.
 
 Every request body is kept in ``requests`` (thinking, extra_body fields, tools and image
-parts arrive there as Zhipu would see them).
+parts arrive there as Zhipu would see them). Image generation is ``images``
+(``tests.fakes.glm_images``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.glm_audio import Transcriptions
+from tests.fakes.glm_images import FakeImages
 from tests.fakes.glm_requests import text_of, validate_body
 
 __all__ = [
@@ -185,6 +187,7 @@ class FakeGLM:
         self.max_in_flight = 0
         # speech recognition (tests/fakes/glm_audio.py)
         self.transcriptions = Transcriptions(self._notify)
+        self.images = FakeImages(self._notify)
 
     # lifecycle
 
@@ -195,6 +198,7 @@ class FakeGLM:
         app.router.add_get("/_fake/timings", self._timings)
         app.router.add_post("/{prefix:.*}chat/completions", self._completions)
         app.router.add_post("/{prefix:.*}audio/transcriptions", self.transcriptions.handle)
+        self.images.add_routes(app)
         # handler_cancellation: a client that goes away cancels its handler even while it
         # sleeps between tokens, which is how stalled and slow streams notice the disconnect.
         self._runner = web.AppRunner(
@@ -240,6 +244,7 @@ class FakeGLM:
         self.completed = 0
         self.max_in_flight = self.in_flight
         self.transcriptions.reset()
+        self.images.reset()
         self._notify()
 
     # waiting (tests)
