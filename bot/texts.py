@@ -129,6 +129,15 @@ _EN: Final[dict[str, str]] = {
     "model_unknown": 'There is no chat model "{name}". Choose one of: {names}. Nothing changed.',
     "model_admins_only": "Only this group's admins can change the model.",
     "model_free": "free",
+    "file_too_large": (
+        "⚠️ This file is larger than 20 MB, the most a bot may download from Telegram. "
+        "Please send a smaller one."
+    ),
+    "image_describe": "Describe this image.",
+    "images_describe": "Describe these images.",
+    "image_unavailable": "⚠️ I couldn't download your image from Telegram. Please send it again.",
+    "image_unreadable": "⚠️ I couldn't read this image. Please send a JPEG or PNG photo.",
+    "no_vision_model": "⚠️ None of my models can see images, so I can't look at photos here.",
 }
 
 _ZH: Final[dict[str, str]] = {
@@ -229,6 +238,14 @@ _ZH: Final[dict[str, str]] = {
     "model_unknown": "没有名为“{name}”的对话模型。可选：{names}。未做任何更改。",
     "model_admins_only": "只有本群管理员可以更换模型。",
     "model_free": "免费",
+    "file_too_large": (
+        "⚠️ 这个文件超过 20 MB，这是机器人能从 Telegram 下载的上限。请发送小一些的文件。"
+    ),
+    "image_describe": "描述这张图片。",
+    "images_describe": "描述这些图片。",
+    "image_unavailable": "⚠️ 我没能从 Telegram 下载你的图片，请重新发送。",
+    "image_unreadable": "⚠️ 我无法读取这张图片，请发送 JPEG 或 PNG 格式的照片。",
+    "no_vision_model": "⚠️ 我的模型都不能识别图片，所以在这里无法查看照片。",
 }
 
 
