@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from bot.cluster.leases import RedisLeases
 from bot.config import Settings
 from bot.config.models import catalog_from_settings
+from bot.factory.media import create_albums, create_files, create_images
 from bot.factory.operations import (
     answered_hooks,
     create_leases,
@@ -31,6 +32,7 @@ from bot.guards.dedup import UpdateDedup
 from bot.guards.quotas import Limits, QuotaService, create_meter_store
 from bot.history import HistoryStore, create_history_store
 from bot.llm import GLMClient
+from bot.media.albums import AlbumCollector
 from bot.media.files import TelegramFiles
 from bot.models import ModelCatalog
 from bot.observability.answer_log import log_answer
@@ -47,7 +49,7 @@ from bot.streaming.telegram_session import UpdateCheckingSession
 from bot.turns.answer import Answerer
 from bot.turns.journal import TurnJournal
 from bot.turns.queue import ConversationLeases, TurnQueue
-from bot.turns.types import AnsweredHook, ChatModel, OwnerAlert
+from bot.turns.types import AnsweredHook, ChatModel, ImageSource, OwnerAlert
 from handlers import get_routers
 from handlers.dedup import install_dedup
 from handlers.menu import register_commands
@@ -73,6 +75,7 @@ class Services(TypedDict):
     quotas: QuotaService
     stopper: Stopper
     files: TelegramFiles
+    albums: AlbumCollector
 
 
 @dataclass
@@ -164,11 +167,6 @@ def create_delivery(settings: Settings, bot: Bot) -> StreamDelivery:
     )
 
 
-def create_files(settings: Settings, bot: Bot) -> TelegramFiles:
-    """Downloads of the files users send (photos, voice, documents), within Telegram's limit."""
-    return TelegramFiles(bot, timeout=settings.media.download_timeout)
-
-
 def create_models(settings: Settings) -> ModelCatalog:
     """The model catalog of settings.toml; raises ConfigError for one that cannot work."""
     return catalog_from_settings(settings)
@@ -186,6 +184,7 @@ def create_turns(
     leases: ConversationLeases | None = None,
     metrics: Metrics | None = None,
     glm_health: GLMHealth | None = None,
+    images: ImageSource | None = None,
 ) -> TurnQueue:
     # innermost, the readiness watch: the breaker's own refusals are not GLM's answers
     model: ChatModel = llm if glm_health is None else glm_health.watch(llm)
@@ -196,6 +195,8 @@ def create_turns(
         default_persona=settings.persona.default,
         on_owner_alert=on_owner_alert,
         on_answered=on_answered,
+        images=images,
+        history_images=settings.media.history_images,
     )
     return TurnQueue(
         answerer,
@@ -283,6 +284,8 @@ def create_dispatcher(
             log.info("shutting down: all running answers finished")
 
     dispatcher.startup.register(register_commands)
+    # albums being collected complete at once, so their answers are among those drained
+    dispatcher.shutdown.register(services["albums"].close)
     dispatcher.shutdown.register(drain_answers)
     if journal is not None:
         # after the drain, so that answers finished by then are not reported as lost
@@ -301,6 +304,7 @@ def create_app(settings: Settings) -> App:
     quotas = create_quotas(settings, redis, bot.id, models)
     journal = create_journal(settings, bot, redis)
     glm_health = GLMHealth()
+    files = create_files(settings, bot)
     turns = create_turns(
         settings,
         store,
@@ -312,6 +316,7 @@ def create_app(settings: Settings) -> App:
         leases=leases,
         metrics=metrics,
         glm_health=glm_health,
+        images=create_images(settings, files),
     )
     delivery = create_delivery(settings, bot)
     stopper, stop_signal = create_stopper(settings, turns, redis, bot.id, leases, metrics)
@@ -329,7 +334,8 @@ def create_app(settings: Settings) -> App:
             access=create_access(settings, redis, bot.id),
             quotas=quotas,
             stopper=stopper,
-            files=create_files(settings, bot),
+            files=files,
+            albums=create_albums(settings),
         ),
         dedup=create_dedup(settings, redis, bot.id),
         journal=journal,

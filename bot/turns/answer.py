@@ -1,7 +1,9 @@
 """Answering one turn, as a plain sequence of steps:
 
     load     the persona, the chat's preferences and the newest history (one read)
-    model    the chat's model, and with it the prompt budget and answer limit
+    see      the images of the question and the newest of the history (`ImageSource`)
+    model    the chat's model (a vision model when there are images), and with it the
+             prompt budget and answer limit
     prompt   the messages for GLM within that budget (`bot.prompt.build`)
     stream   GLM's answer into the writer (once more, shorter, if the prompt was too long)
     outcome  how it ended, and from the table in `bot.turns.outcomes` what that means
@@ -17,13 +19,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
+from dataclasses import replace
 
 from bot.history import ConversationContext, HistoryStore, HistoryUnavailable
 from bot.llm import ErrorKind, GLMError, GLMOptions
-from bot.messages import Message
+from bot.messages import ImagePart, Message
 from bot.models import ModelCatalog, ModelSpec
 from bot.preferences import Preferences
-from bot.prompt.build import Prompt, build_prompt
+from bot.prompt.build import Prompt, attachable_images, build_prompt
 from bot.prompt.tokens import TokenCalibration, message_tokens
 from bot.texts import text
 from bot.turns.outcomes import ENDINGS, ERROR_NOTES, STOPPED_EMPTY, decide
@@ -34,6 +38,9 @@ from bot.turns.types import (
     AnswerResult,
     AnswerWriter,
     ChatModel,
+    FetchedImages,
+    ImageProblem,
+    ImageSource,
     Outcome,
     OwnerAlert,
     Turn,
@@ -43,6 +50,12 @@ __all__ = ["AnswerRun", "Answerer"]
 
 # Reasoning folded above an answer is cut here: the whole of it can run to pages.
 SHOWN_REASONING_CHARS = 1200
+# What the asker is told when an image of the question cannot be seen.
+_IMAGE_NOTES: Mapping[ImageProblem, str] = {
+    "too_large": "file_too_large",
+    "unavailable": "image_unavailable",
+    "unreadable": "image_unreadable",
+}
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +71,8 @@ class Answerer:
         calibration: TokenCalibration | None = None,
         on_owner_alert: OwnerAlert | None = None,
         on_answered: AnsweredHook | None = None,
+        images: ImageSource | None = None,
+        history_images: int = 3,
     ) -> None:
         self._store = store
         self._model = model
@@ -67,8 +82,12 @@ class Answerer:
         self._calibration = calibration or TokenCalibration()
         self._on_owner_alert = on_owner_alert
         self._on_answered = on_answered
+        self._images = images
+        self._history_images = history_images
 
     async def answer(self, turn: Turn, writer: AnswerWriter, run: AnswerRun) -> AnswerResult:
+        if turn.arriving is not None:  # an album: the rest of its photos
+            turn = replace(turn, parts=await turn.arriving.collected(), arriving=None)
         question = turn.question()
         try:
             context = await self._load(turn, question, shrink=1)
@@ -77,11 +96,17 @@ class Answerer:
             await writer.finish("", footer=text("storage_unavailable", turn.language))
             return AnswerResult(Outcome.FAILED)
         preferences = Preferences.parse(context.preferences)
-        model = self._models.for_turn(preferences.model, search=turn.search)
+        seen = await self._see(turn, context, question, preferences)
+        if isinstance(seen, str):  # the question's own image cannot be seen
+            await writer.finish("", footer=text(seen, turn.language))
+            return AnswerResult(Outcome.FAILED)
+        model, images = seen
         result = AnswerResult(Outcome.FAILED, model=model.name)
-        prompt = self._prompt(context, question, model, shrink=1)
+        prompt = self._prompt(context, question, model, images, shrink=1)
         options = options_for(model, preferences, turn)
-        error = await self._stream(turn, question, model, options, prompt, writer, run, result)
+        error = await self._stream(
+            turn, question, (model, images), options, prompt, writer, run, result
+        )
         run.settled = True
         end = run.end
         result.outcome = decide(
@@ -136,8 +161,40 @@ class Answerer:
         history_budget = max(0, budget - question.tokens - self._default_persona_tokens)
         return await self._store.load_context(turn.key, history_budget)
 
+    async def _see(
+        self,
+        turn: Turn,
+        context: ConversationContext,
+        question: Message,
+        preferences: Preferences,
+    ) -> tuple[ModelSpec, Mapping[str, str]] | str:
+        """The turn's model and the images (by reference) its prompt may carry; instead,
+        the note to show when an image of the question itself cannot be seen."""
+        own = [part.ref for part in question.parts if isinstance(part, ImagePart)]
+        if not self._models.for_turn(preferences.model, images=True).capabilities.images_in:
+            if own:
+                return "no_vision_model"
+            return self._models.for_turn(preferences.model, search=turn.search), {}
+        refs = attachable_images(context.messages, question, self._history_images)
+        if self._images is None:
+            fetched = FetchedImages(problems=dict.fromkeys(refs, "unavailable"))
+        else:
+            fetched = await self._images.fetch(refs) if refs else FetchedImages()
+        for ref in own:
+            if ref in fetched.problems:
+                return _IMAGE_NOTES[fetched.problems[ref]]
+        images = bool(fetched.data)
+        model = self._models.for_turn(preferences.model, search=turn.search, images=images)
+        return model, fetched.data
+
     def _prompt(
-        self, context: ConversationContext, question: Message, model: ModelSpec, *, shrink: int
+        self,
+        context: ConversationContext,
+        question: Message,
+        model: ModelSpec,
+        images: Mapping[str, str],
+        *,
+        shrink: int,
     ) -> Prompt:
         if context.persona is not None:
             persona, persona_tokens = context.persona.text, context.persona.tokens
@@ -149,13 +206,14 @@ class Answerer:
             history=context.messages,
             user=question,
             budget_tokens=self._calibration.unscale(model.prompt_budget // shrink),
+            images=images,
         )
 
     async def _stream(
         self,
         turn: Turn,
         question: Message,
-        model: ModelSpec,
+        seen: tuple[ModelSpec, Mapping[str, str]],
         options: GLMOptions,
         prompt: Prompt,
         writer: AnswerWriter,
@@ -177,7 +235,7 @@ class Answerer:
                     context = await self._load(turn, question, shrink=2)
                 except HistoryUnavailable:
                     return exc
-                prompt = self._prompt(context, question, model, shrink=2)
+                prompt = self._prompt(context, question, *seen, shrink=2)
             except asyncio.CancelledError:
                 current = asyncio.current_task()
                 if not run.stopped or (current is not None and current.cancelling()):
