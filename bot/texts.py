@@ -25,7 +25,7 @@ _EN: Final[dict[str, str]] = {
         "or write /ask <question>."
     ),
     "reset_done": "Done: this conversation is forgotten. The persona stays.",
-    "unsupported": ("I can only read text messages for now. Please write your question as text."),
+    "unsupported": "I can read text and photos. Please write your question or send a picture.",
     "empty_mention": "Ask me something after the mention, e.g. @{bot} what is a monad?",
     "empty_ask": "Write your question after /ask, e.g. /ask what is a monad?",
     "storage_unavailable": (
@@ -155,7 +155,7 @@ _ZH: Final[dict[str, str]] = {
         "@我并写下问题（@{bot} 你的问题）、回复我的消息，或使用 /ask <问题>，我就会回答。"
     ),
     "reset_done": "好的，本对话已清空，人设保留。",
-    "unsupported": "目前我只能阅读文字消息，请用文字提问。",
+    "unsupported": "我能阅读文字和图片，请用文字提问或发送图片。",
     "empty_mention": "请在@我之后写下问题，例如：@{bot} 什么是单子？",
     "empty_ask": "请在 /ask 之后写下问题，例如：/ask 什么是单子？",
     "storage_unavailable": "⚠️ 记忆存储暂时不可用，请稍后再试。",
