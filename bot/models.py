@@ -119,10 +119,20 @@ class ModelCatalog:
             return self.default
         return self._chat.get(chosen, self.default)
 
-    def for_turn(self, chosen: str | None, *, search: bool = False) -> ModelSpec:
-        """The model that answers a turn: the chat's, unless the turn needs the web search
-        it lacks (then the first chat model that has it, for this turn only)."""
+    def vision_model(self) -> ModelSpec | None:
+        """The chat model that answers turns with images when the chat's own cannot see:
+        the first offered one that takes images (None when the catalog has none)."""
+        return next((m for m in self.chat_models() if m.capabilities.images_in), None)
+
+    def for_turn(
+        self, chosen: str | None, *, search: bool = False, images: bool = False
+    ) -> ModelSpec:
+        """The model that answers a turn: the chat's, unless the turn needs what it lacks,
+        then another for this turn only: the vision model for a turn with images (seeing
+        comes first), else the first chat model with web search for a searching one."""
         model = self.for_chat(chosen)
+        if images and not model.capabilities.images_in:
+            return self.vision_model() or model
         if not search or model.capabilities.web_search:
             return model
         searching = (m for m in self.chat_models() if m.capabilities.web_search)

@@ -20,6 +20,7 @@ from handlers import (
     members,
     model,
     persona,
+    photos,
     preferences,
     search,
     unsupported,
@@ -39,11 +40,15 @@ def get_routers() -> list[Router]:
 
     private = Router(name="private")
     private.message.filter(inline(F.chat.type == "private"))
-    private.include_routers(chat.create_router(), unsupported.create_router())
+    private.include_routers(
+        photos.create_private_router(), chat.create_router(), unsupported.create_router()
+    )
 
     groups = Router(name="groups")
     groups.message.filter(inline(F.chat.type.in_({"group", "supergroup"})))
-    groups.include_routers(listen.create_router(), group.create_router())
+    groups.include_routers(
+        listen.create_router(), photos.create_group_router(), group.create_router()
+    )
 
     people.include_routers(
         commands.create_router(),

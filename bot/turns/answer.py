@@ -1,18 +1,16 @@
 """Answering one turn, as a plain sequence of steps:
 
+    read     a voice message or document first (`bot.turns.inputs`); an album's photos
     load     the persona, the chat's preferences and the newest history (one read)
-    model    the chat's model, and with it the prompt budget and answer limit
-    prompt   the messages for GLM within that budget (`bot.prompt.build`)
+    plan     the model, the images, the prompt within the model's budget and the options
+             (`bot.turns.plan`)
     stream   GLM's answer into the writer (once more, shorter, if the prompt was too long)
     outcome  how it ended, and from the table in `bot.turns.outcomes` what that means
     store    question and answer, when the ending keeps them
     finish   the final message, with its notes
 
-A voice message or a document is read first (`bot.turns.inputs`), and a document's
-text is cut to the model's budget once the model is known.
-
-The queue (`bot.turns.queue`) runs one answer at a time per conversation and can stop
-it through its `AnswerRun`.
+/image turns draw instead (`bot.turns.pictures`). The queue (`bot.turns.queue`) runs one
+answer at a time per conversation and can stop it through its `AnswerRun`.
 """
 
 from __future__ import annotations
@@ -20,22 +18,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from dataclasses import replace
 
 from bot.history import ConversationContext, HistoryStore, HistoryUnavailable
-from bot.llm import ErrorKind, GLMError, GLMOptions
+from bot.llm import ErrorKind, GLMError
 from bot.messages import Message
-from bot.models import ModelCatalog, ModelSpec
+from bot.models import ModelCatalog
 from bot.preferences import Preferences
-from bot.prompt.build import Prompt, build_prompt
-from bot.prompt.tokens import TokenCalibration, message_tokens
-from bot.roleplay import Character
+from bot.prompt.build import Prompt
+from bot.prompt.tokens import TokenCalibration
 from bot.texts import text
 from bot.turns.inputs import cut_note, fit_attachment, prepare
 from bot.turns.outcomes import ENDINGS, ERROR_NOTES, STOPPED_EMPTY, decide
 from bot.turns.pictures import Pictures
+from bot.turns.plan import Planner, TurnPlan
 from bot.turns.sources import cite, with_sources
-from bot.turns.stream import AnswerRun, generate, options_for
+from bot.turns.stream import AnswerRun, generate
 from bot.turns.types import (
     AnsweredHook,
     AnswerResult,
@@ -61,31 +59,29 @@ class Answerer:
         *,
         store: HistoryStore,
         model: ChatModel,
+        planner: Planner,
         models: ModelCatalog,
-        default_persona: str = "",
-        calibration: TokenCalibration | None = None,
+        calibration: TokenCalibration,
         on_owner_alert: OwnerAlert | None = None,
         on_answered: AnsweredHook | None = None,
         pictures: Pictures | None = None,
-        characters: Mapping[str, Character] | None = None,
     ) -> None:
         self._store = store
         self._model = model
+        self._planner = planner
         self._models = models
-        self._default_persona = default_persona
-        self._default_persona_tokens = message_tokens(default_persona) if default_persona else 0
-        self._calibration = calibration or TokenCalibration()
+        self._calibration = calibration
         self._on_owner_alert = on_owner_alert
         self._on_answered = on_answered
         self._pictures = pictures
-        # persona presets that name their model (`bot.roleplay`)
-        self._characters = characters or {}
 
     async def answer(self, turn: Turn, writer: AnswerWriter, run: AnswerRun) -> AnswerResult:
         if turn.picture and self._pictures is not None:
             result = await self._pictures.draw(turn, writer, run, alert=self._alert)
             await self._answered(turn, result)
             return result
+        if turn.arriving is not None:  # an album: the rest of its photos
+            turn = replace(turn, parts=await turn.arriving.collected(), arriving=None)
         try:
             turn, writer = await prepare(turn, writer)
         except (PreparationRefused, GLMError) as refused:
@@ -95,53 +91,15 @@ class Answerer:
             context = await self._load(turn, question, shrink=1)
         except HistoryUnavailable:
             log.warning("history unavailable for chat %s", turn.key.chat_id)
-            await writer.finish("", footer=text("storage_unavailable", turn.language))
-            return AnswerResult(Outcome.FAILED)
-        preferences = Preferences.parse(context.preferences)
-        character = self._character(context, turn)
-        model = self._model_for(turn, preferences, character)
-        if turn.attachment is not None:
-            turn = fit_attachment(turn, model.prompt_budget)
-            question = turn.question()
-        result = AnswerResult(Outcome.FAILED, model=model.name)
-        prompt = self._prompt(context, question, model, shrink=1)
-        options = options_for(model, preferences, turn, character)
-        error = await self._stream(turn, question, model, options, prompt, writer, run, result)
+            return await self._unanswered(turn, writer, "storage_unavailable")
+        plan = await self._planner.plan(turn, context)
+        if isinstance(plan, str):  # the question's own image cannot be seen
+            return await self._unanswered(turn, writer, plan)
+        result = AnswerResult(Outcome.FAILED, model=plan.model.name)
+        error = await self._stream(plan, writer, run, result)
         run.settled = True
-        end = run.end
-        result.outcome = decide(
-            stopped=run.stopped,
-            failed=error is not None,
-            text=run.text,
-            finish_reason=end.finish_reason if end else None,
-        )
-        result.answer = run.text
-        result.reasoning = run.reasoning
-        result.finished_at = time.monotonic()
-        result.error = error.kind if error is not None else None
-        result.finish_reason = end.finish_reason if end else None
-        if result.outcome is Outcome.COMPLETED and end is not None:
-            result.usage = end.usage
-            if end.usage is not None:
-                self._calibration.observe(prompt.estimated_tokens, end.usage.prompt_tokens)
-        notes = await self._notes(turn, prompt, result, error)
-        # A completed answer with no text (cut at `length` while reasoning) is not kept:
-        # the user is asked to ask again, and a placeholder would read as the model's words.
-        if ENDINGS[result.outcome].stored and (run.text or result.outcome is Outcome.STOPPED):
-            # sources as plain numbers: their links are for the user, not the model
-            reply = cite(run.text, ()) or STOPPED_EMPTY
-            if not await self._store_turn(turn, question, reply):
-                notes.append(text("history_not_saved", turn.language))
-            else:
-                result.stored = True
-        await writer.finish(
-            with_sources(run.text, run.sources, text("sources", turn.language)),
-            footer="\n".join(notes) or None,
-            reasoning=_shown_reasoning(run.reasoning, preferences),
-        )
-        result.first_visible_at = writer.first_visible_at
-        result.api_calls = writer.api_calls
-        await self._answered(turn, result)
+        self._settle(result, run, error, plan.prompt)
+        await self._finish(plan, writer, run, result, error)
         return result
 
     async def skip(self, turn: Turn, writer: AnswerWriter) -> AnswerResult:
@@ -168,6 +126,10 @@ class Answerer:
         await self._answered(turn, result)
         return result
 
+    async def _unanswered(self, turn: Turn, writer: AnswerWriter, note: str) -> AnswerResult:
+        await writer.finish("", footer=text(note, turn.language))
+        return AnswerResult(Outcome.FAILED)
+
     # -- the steps -----------------------------------------------------------------------
 
     async def _load(self, turn: Turn, question: Message, *, shrink: int) -> ConversationContext:
@@ -176,70 +138,86 @@ class Answerer:
         budget = self._calibration.unscale(self._models.largest_prompt_budget // shrink)
         # The store subtracts a stored persona itself; the question and a default persona
         # are ours to leave room for, so no history is read only to be dropped.
-        history_budget = max(0, budget - question.tokens - self._default_persona_tokens)
-        return await self._store.load_context(turn.key, history_budget)
-
-    def _character(self, context: ConversationContext, turn: Turn) -> Character | None:
-        """The character of the persona's preset, if it names a model; not for a /search
-        turn, which needs a model that searches."""
-        preset = context.persona.preset if context.persona is not None else None
-        return None if preset is None or turn.search else self._characters.get(preset)
-
-    def _model_for(
-        self, turn: Turn, preferences: Preferences, character: Character | None
-    ) -> ModelSpec:
-        """The preset's model while its persona is in force, else the chat's."""
-        named = self._models.get(character.model) if character is not None else None
-        return named or self._models.for_turn(preferences.model, search=turn.search)
-
-    def _prompt(
-        self, context: ConversationContext, question: Message, model: ModelSpec, *, shrink: int
-    ) -> Prompt:
-        if context.persona is not None:
-            persona, persona_tokens = context.persona.text, context.persona.tokens
-        else:
-            persona, persona_tokens = self._default_persona, self._default_persona_tokens
-        return build_prompt(
-            persona=persona or None,
-            persona_tokens=persona_tokens,
-            history=context.messages,
-            user=question,
-            budget_tokens=self._calibration.unscale(model.prompt_budget // shrink),
-        )
+        reserved = question.tokens + self._planner.default_persona_tokens
+        return await self._store.load_context(turn.key, max(0, budget - reserved))
 
     async def _stream(
-        self,
-        turn: Turn,
-        question: Message,
-        model: ModelSpec,
-        options: GLMOptions,
-        prompt: Prompt,
-        writer: AnswerWriter,
-        run: AnswerRun,
-        result: AnswerResult,
+        self, plan: TurnPlan, writer: AnswerWriter, run: AnswerRun, result: AnswerResult
     ) -> GLMError | None:
         """Stream the answer; the error it ended with, if any. A prompt GLM finds too
         long is tried once more at half the budget, if no text was shown yet."""
+        prompt = plan.prompt
         for attempt in (1, 2):
             result.request_sent_at = time.monotonic()
             result.estimated_prompt_tokens = self._calibration.scale(prompt.estimated_tokens)
             try:
-                await generate(self._model, prompt.messages, options, writer, run, result)
+                await generate(self._model, prompt.messages, plan.options, writer, run, result)
                 return None
             except GLMError as exc:
                 if exc.kind is not ErrorKind.PROMPT_TOO_LONG or attempt == 2 or run.text:
                     return exc
                 try:
-                    context = await self._load(turn, question, shrink=2)
+                    context = await self._load(plan.turn, plan.question, shrink=2)
                 except HistoryUnavailable:
                     return exc
-                prompt = self._prompt(context, question, model, shrink=2)
+                prompt = self._planner.prompt(
+                    context, plan.question, plan.model, plan.images, shrink=2
+                )
             except asyncio.CancelledError:
                 current = asyncio.current_task()
                 if not run.stopped or (current is not None and current.cancelling()):
                     raise  # shutdown, not /stop
                 return None
         return None  # not reached: the second attempt returns
+
+    def _settle(
+        self, result: AnswerResult, run: AnswerRun, error: GLMError | None, prompt: Prompt
+    ) -> None:
+        """How the answer ended, into `result`."""
+        end = run.end
+        result.finish_reason = end.finish_reason if end else None
+        result.outcome = decide(
+            stopped=run.stopped,
+            failed=error is not None,
+            text=run.text,
+            finish_reason=result.finish_reason,
+        )
+        result.answer = run.text
+        result.reasoning = run.reasoning
+        result.finished_at = time.monotonic()
+        result.error = error.kind if error is not None else None
+        if result.outcome is Outcome.COMPLETED and end is not None:
+            result.usage = end.usage
+            if end.usage is not None:
+                self._calibration.observe(prompt.estimated_tokens, end.usage.prompt_tokens)
+
+    async def _finish(
+        self,
+        plan: TurnPlan,
+        writer: AnswerWriter,
+        run: AnswerRun,
+        result: AnswerResult,
+        error: GLMError | None,
+    ) -> None:
+        """Store what the ending keeps, send the final message, report the answer."""
+        turn = plan.turn
+        notes = await self._notes(turn, plan.prompt, result, error)
+        # A completed answer with no text (cut at `length` while reasoning) is not kept:
+        # the user is asked to ask again, and a placeholder would read as the model's words.
+        if ENDINGS[result.outcome].stored and (run.text or result.outcome is Outcome.STOPPED):
+            # sources as plain numbers: their links are for the user, not the model
+            reply = cite(run.text, ()) or STOPPED_EMPTY
+            result.stored = await self._store_turn(turn, plan.question, reply)
+            if not result.stored:
+                notes.append(text("history_not_saved", turn.language))
+        await writer.finish(
+            with_sources(run.text, run.sources, text("sources", turn.language)),
+            footer="\n".join(notes) or None,
+            reasoning=_shown_reasoning(run.reasoning, plan.preferences),
+        )
+        result.first_visible_at = writer.first_visible_at
+        result.api_calls = writer.api_calls
+        await self._answered(turn, result)
 
     async def _notes(
         self, turn: Turn, prompt: Prompt, result: AnswerResult, error: GLMError | None

@@ -60,7 +60,7 @@ class Pictures:
             raise TypeError("an /image turn needs a writer that sends pictures")
         lang = turn.language
         if self.model is None:
-            await writer.finish("", footer=text("image_unavailable", lang))
+            await writer.finish("", footer=text("pictures_unavailable", lang))
             return AnswerResult(Outcome.FAILED, finished_at=time.monotonic())
         result = AnswerResult(Outcome.FAILED, model=self.model.name)
         result.request_sent_at = time.monotonic()

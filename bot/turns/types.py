@@ -6,7 +6,7 @@ import enum
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from bot.llm import ErrorKind, GLMOptions, StreamEvent, Usage
 from bot.messages import Message, Part, TextPart, text_of
@@ -20,13 +20,25 @@ __all__ = [
     "Attachment",
     "ChatModel",
     "FailedHook",
+    "FetchedImages",
+    "ImageProblem",
+    "ImageSource",
     "Outcome",
     "OwnerAlert",
+    "PartsFeed",
     "PendingInput",
     "PreparationRefused",
     "Prepared",
     "Turn",
 ]
+
+
+class PartsFeed(Protocol):
+    """A question still arriving in pieces (an album: one update per photo)."""
+
+    async def collected(self) -> tuple[Part, ...]:
+        """All its parts, once the last has arrived."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +110,9 @@ class Turn:
     user_name: str | None = None
     # /image: draw the text as a picture (`bot.turns.pictures`) instead of answering it
     picture: bool = False
+    # a question arriving in pieces (an album): its parts replace `parts` when the
+    # answer starts, so the turn holds its place in the conversation's order meanwhile
+    arriving: PartsFeed | None = None
 
     @property
     def text(self) -> str:
@@ -188,6 +203,25 @@ class ChatModel(Protocol):
     def stream(
         self, messages: Sequence[Mapping[str, Any]], options: GLMOptions
     ) -> AsyncGenerator[StreamEvent, None]: ...
+
+
+# Why an image could not go to GLM: over Telegram's download limit, no longer served, or
+# not an image.
+ImageProblem = Literal["too_large", "unavailable", "unreadable"]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedImages:
+    """Images by reference: the base64 JPEGs ready for GLM, and why the others are not."""
+
+    data: Mapping[str, str] = field(default_factory=dict)
+    problems: Mapping[str, ImageProblem] = field(default_factory=dict)
+
+
+class ImageSource(Protocol):
+    """Where the images of a conversation come from (`bot.media.source.TelegramImages`)."""
+
+    async def fetch(self, refs: Sequence[str]) -> FetchedImages: ...
 
 
 # Tells the owners about an outage only they can fix; True when an alert went out.

@@ -103,6 +103,11 @@ class FileMethods(BotApiMethods):
     def file(self, file_id: str) -> StoredFile:
         return self._files[file_id]
 
+    @property
+    def last_file(self) -> StoredFile:
+        """The file registered last (e.g. by the update builder just called)."""
+        return next(reversed(self._files.values()))
+
     def forget_file(self, file_id: str) -> None:
         """Make a file unfetchable: getFile and the download both fail from now on."""
         stored = self._files.pop(file_id)
