@@ -171,43 +171,32 @@ def create_app(settings: Settings) -> App:
         images=create_images(settings, files),
     )
     delivery = create_delivery(settings, bot)
-    files = create_files(settings, bot)
     stopper, stop_signal = create_stopper(settings, turns, redis, bot.id, leases, metrics)
     replicas = create_replica_registry(settings, redis, bot.id, leases, delivery.limiter, metrics)
+    services = Services(
+        settings=settings,
+        turns=turns,
+        delivery=delivery,
+        store=store,
+        preferences=ChatPreferences(store),
+        models=models,
+        personas=create_personas(settings, store),
+        admins=create_admins(settings, bot, redis),
+        access=create_access(settings, redis, bot.id),
+        quotas=quotas,
+        stopper=stopper,
+        files=files,
+        media=create_media(settings, files, llm, models),
+        albums=create_albums(settings),
+    )
     dispatcher = create_dispatcher(
-        Services(
-            settings=settings,
-            turns=turns,
-            delivery=delivery,
-            store=store,
-            preferences=ChatPreferences(store),
-            models=models,
-            personas=create_personas(settings, store),
-            admins=create_admins(settings, bot, redis),
-            access=create_access(settings, redis, bot.id),
-            quotas=quotas,
-            stopper=stopper,
-            files=files,
-            media=create_media(settings, files, llm, models),
-            albums=create_albums(settings),
-        ),
-        dedup=create_dedup(settings, redis, bot.id),
-        journal=journal,
+        services, dedup=create_dedup(settings, redis, bot.id), journal=journal
     )
     observe_dispatcher(dispatcher, metrics, turns)
     run_with_dispatcher(dispatcher, stop_signal, replicas)
+    readiness = create_readiness(settings, bot, store, redis, glm_health)
     return App(
-        settings,
-        bot,
-        dispatcher,
-        store,
-        redis,
-        llm,
-        turns,
-        delivery,
-        metrics=metrics,
-        readiness=create_readiness(settings, bot, store, redis, glm_health),
-        leases=leases,
+        settings, bot, dispatcher, store, redis, llm, turns, delivery, metrics, readiness, leases
     )
 
 
