@@ -59,18 +59,19 @@ class Answerer:
         *,
         store: HistoryStore,
         model: ChatModel,
-        planner: Planner,
         models: ModelCatalog,
-        calibration: TokenCalibration,
+        calibration: TokenCalibration | None = None,
+        planner: Planner | None = None,
         on_owner_alert: OwnerAlert | None = None,
         on_answered: AnsweredHook | None = None,
         pictures: Pictures | None = None,
     ) -> None:
         self._store = store
         self._model = model
-        self._planner = planner
         self._models = models
-        self._calibration = calibration
+        # the planner estimates prompts with the same calibration this answer feeds
+        self._calibration = calibration or TokenCalibration()
+        self._planner = planner or Planner(models=models, calibration=self._calibration)
         self._on_owner_alert = on_owner_alert
         self._on_answered = on_answered
         self._pictures = pictures
