@@ -8,9 +8,8 @@ from aiogram.types import Message
 from bot.messages import TextPart
 from bot.streaming import StreamDelivery
 from bot.turns.queue import TurnQueue
-from bot.turns.types import Turn
 from handlers.addressing import private_question
-from handlers.context import conversation_key, language, user_id, user_name
+from handlers.context import ask, turn_of
 
 
 async def on_private_text(
@@ -21,18 +20,7 @@ async def on_private_text(
 ) -> None:
     if not question:
         return  # an unknown command, or nothing visible
-    key = conversation_key(message)
-    turn = Turn(
-        key=key,
-        parts=(TextPart(question),),
-        user_id=user_id(message),
-        language=language(message),
-        user_name=user_name(message),
-    )
-    writer = delivery.writer(chat_id=key.chat_id, is_private=True, thread_id=key.thread_id)
-    # returns as soon as the answer is under way: the update and aiogram's handling
-    # of it are not kept alive for as long as the answer streams
-    await turns.submit(turn, writer)
+    await ask(message, turn_of(message, (TextPart(question),)), turns, delivery)
 
 
 def create_router() -> Router:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from aiogram.types import Message
 
 from bot.guards.admins import AdminChecker
+from bot.messages import Part
 from bot.sanitize import display_name, person_name
 from bot.storage.keys import ConversationKey
-from bot.streaming import StreamDelivery
+from bot.streaming import AnswerWriter, StreamDelivery
+from bot.turns.queue import TurnQueue
+from bot.turns.types import Turn
 
 # Telegram's placeholder sender of messages that anonymous group admins send.
 ANONYMOUS_ADMIN_LABEL = "Group admin"
@@ -83,3 +86,37 @@ async def reply(message: Message, delivery: StreamDelivery, text: str) -> None:
     key = conversation_key(message)
     reply_to = None if is_private(message) else message.message_id
     await delivery.reply(key.chat_id, text, thread_id=key.thread_id, reply_to=reply_to)
+
+
+def turn_of(message: Message, parts: tuple[Part, ...]) -> Turn:
+    """The turn `message` asks: where, who (by name in a group, so the model can tell
+    members apart), in which language."""
+    private = is_private(message)
+    return Turn(
+        key=conversation_key(message),
+        parts=parts,
+        user_id=user_id(message),
+        speaker=None if private else speaker(message),
+        language=language(message),
+        user_name=user_name(message),
+    )
+
+
+def answer_writer(message: Message, delivery: StreamDelivery) -> AnswerWriter:
+    """Where the answer to `message` goes: a draft in a private chat; in a group, a reply
+    to it with a Stop button."""
+    key = conversation_key(message)
+    private = is_private(message)
+    return delivery.writer(
+        chat_id=key.chat_id,
+        is_private=private,
+        thread_id=key.thread_id,
+        reply_to_message_id=None if private else message.message_id,
+        stop_button=not private,
+    )
+
+
+async def ask(message: Message, turn: Turn, turns: TurnQueue, delivery: StreamDelivery) -> None:
+    """Queue `turn`, answered to `message`'s chat. Returns once it is queued: the update
+    and aiogram's handling of it are not kept alive for as long as the answer streams."""
+    await turns.submit(turn, answer_writer(message, delivery))

@@ -16,9 +16,15 @@ from bot.sanitize import clean_text, is_blank
 from bot.streaming import StreamDelivery
 from bot.texts import text
 from bot.turns.queue import TurnQueue
-from bot.turns.types import Turn
 from handlers.addressing import ask_question, group_question
-from handlers.context import conversation_key, language, reply, speaker, user_id, user_name
+from handlers.context import (
+    ask,
+    conversation_key,
+    language,
+    reply,
+    speaker,
+    turn_of,
+)
 from handlers.images import FileTooLarge, replied_image
 
 
@@ -74,25 +80,7 @@ async def _answer(
     except FileTooLarge:
         await reply(message, delivery, text("file_too_large", language(message)))
         return
-    key = conversation_key(message)
-    turn = Turn(
-        key=key,
-        parts=(*images, TextPart(question)),
-        user_id=user_id(message),
-        speaker=speaker(message),
-        language=language(message),
-        user_name=user_name(message),
-    )
-    writer = delivery.writer(
-        chat_id=key.chat_id,
-        is_private=False,
-        thread_id=key.thread_id,
-        reply_to_message_id=message.message_id,
-        stop_button=True,
-    )
-    # returns as soon as the answer is under way: the update and aiogram's handling
-    # of it are not kept alive for as long as the answer streams
-    await turns.submit(turn, writer)
+    await ask(message, turn_of(message, (*images, TextPart(question))), turns, delivery)
 
 
 def create_router() -> Router:

@@ -5,6 +5,8 @@ the limits like a question."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import Message
@@ -14,9 +16,14 @@ from bot.streaming import StreamDelivery
 from bot.streaming.photos import photo_writer
 from bot.texts import text
 from bot.turns.queue import TurnQueue
-from bot.turns.types import Turn
 from handlers.addressing import ask_question
-from handlers.context import conversation_key, is_private, language, reply, user_id, user_name
+from handlers.context import (
+    conversation_key,
+    is_private,
+    language,
+    reply,
+    turn_of,
+)
 
 
 async def on_image(
@@ -27,14 +34,7 @@ async def on_image(
         return
     key = conversation_key(message)
     private = is_private(message)
-    turn = Turn(
-        key=key,
-        parts=(TextPart(question),),
-        user_id=user_id(message),
-        language=language(message),
-        user_name=user_name(message),
-        picture=True,
-    )
+    turn = replace(turn_of(message, (TextPart(question),)), picture=True)
     writer = photo_writer(
         delivery,
         chat_id=key.chat_id,

@@ -10,6 +10,7 @@ Images sent as files are left to the photo handlers.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiogram import Bot, Router
@@ -20,9 +21,9 @@ from bot.messages import TextPart
 from bot.streaming import StreamDelivery
 from bot.texts import text
 from bot.turns.queue import TurnQueue
-from bot.turns.types import PendingInput, Turn
+from bot.turns.types import PendingInput
 from handlers.addressing import ADDRESSED, QUESTION, replies_to_bot, strip_mentions
-from handlers.context import conversation_key, is_private, language, speaker, user_id
+from handlers.context import ask, is_private, language, turn_of
 from handlers.filters import inline
 
 
@@ -103,25 +104,9 @@ async def _submit(
     turns: TurnQueue,
     delivery: StreamDelivery,
 ) -> None:
-    key = conversation_key(message)
-    private = is_private(message)
-    turn = Turn(
-        key=key,
-        parts=(TextPart(question),),
-        user_id=user_id(message),
-        speaker=None if private else speaker(message),
-        language=language(message),
-        pending=pending,
-    )
-    writer = delivery.writer(
-        chat_id=key.chat_id,
-        is_private=private,
-        thread_id=key.thread_id,
-        reply_to_message_id=None if private else message.message_id,
-        stop_button=not private,
-    )
-    # returns once the turn is queued: the download and reading happen in its place
-    await turns.submit(turn, writer)
+    # the download and reading happen in the turn's place in line
+    turn = replace(turn_of(message, (TextPart(question),)), pending=pending)
+    await ask(message, turn, turns, delivery)
 
 
 def create_router() -> Router:

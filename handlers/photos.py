@@ -11,6 +11,7 @@ answer starts, in the conversation's order (`bot.turns.answer`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiogram import Bot, Router
@@ -23,9 +24,13 @@ from bot.sanitize import clean_text, is_blank
 from bot.streaming import StreamDelivery
 from bot.texts import text
 from bot.turns.queue import TurnQueue
-from bot.turns.types import Turn
 from handlers.addressing import ADDRESSED, QUESTION, replies_to_bot, strip_mentions
-from handlers.context import conversation_key, is_private, language, reply, speaker, user_id
+from handlers.context import (
+    ask,
+    language,
+    reply,
+    turn_of,
+)
 from handlers.images import FileTooLarge, has_image, image_part
 
 # handler data the filters set, besides the question
@@ -127,25 +132,8 @@ async def _submit(
     turns: TurnQueue,
     delivery: StreamDelivery,
 ) -> None:
-    key = conversation_key(message)
-    private = is_private(message)
-    turn = Turn(
-        key=key,
-        parts=parts,
-        user_id=user_id(message),
-        speaker=None if private else speaker(message),
-        language=language(message),
-        arriving=album,
-    )
-    writer = delivery.writer(
-        chat_id=key.chat_id,
-        is_private=private,
-        thread_id=key.thread_id,
-        reply_to_message_id=None if private else message.message_id,
-        stop_button=not private,
-    )
-    # returns once the turn is queued; the album's other photos join it meanwhile
-    await turns.submit(turn, writer)
+    # the album's other photos join the turn while it waits for its place in line
+    await ask(message, replace(turn_of(message, parts), arriving=album), turns, delivery)
 
 
 def create_private_router() -> Router:

@@ -4,6 +4,8 @@ group it is addressed like /ask. /websearch makes every question of a chat searc
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import Message
@@ -13,9 +15,13 @@ from bot.models import ModelCatalog
 from bot.streaming import StreamDelivery
 from bot.texts import text
 from bot.turns.queue import TurnQueue
-from bot.turns.types import Turn
 from handlers.addressing import ask_question
-from handlers.context import conversation_key, is_private, language, reply, speaker, user_id
+from handlers.context import (
+    ask,
+    language,
+    reply,
+    turn_of,
+)
 
 
 async def on_search(
@@ -34,25 +40,8 @@ async def on_search(
     if not any(model.capabilities.web_search for model in models.chat_models()):
         await reply(message, delivery, text("search_unavailable", lang))
         return
-    key = conversation_key(message)
-    private = is_private(message)
-    turn = Turn(
-        key=key,
-        parts=(TextPart(question),),
-        user_id=user_id(message),
-        speaker=None if private else speaker(message),
-        language=lang,
-        search=True,
-    )
-    writer = delivery.writer(
-        chat_id=key.chat_id,
-        is_private=private,
-        thread_id=key.thread_id,
-        reply_to_message_id=None if private else message.message_id,
-        stop_button=not private,
-    )
-    # returns as soon as the answer is under way (see `handlers.chat`)
-    await turns.submit(turn, writer)
+    turn = replace(turn_of(message, (TextPart(question),)), search=True)
+    await ask(message, turn, turns, delivery)
 
 
 def create_router() -> Router:
