@@ -25,6 +25,7 @@ from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import httpx
+import tenacity
 import zhipuai
 
 from bot.llm.errors import ErrorKind, GLMError, retry_policy
@@ -126,12 +127,7 @@ class GLMClient:
         raises GLMError(PROMPT_TOO_LONG). ``sensitive`` and ``length`` end in StreamEnd.
         """
         request = build_request(messages, options)
-        retrying = retry_policy(
-            attempts=self._retry_attempts,
-            max_seconds=self._retry_max_seconds,
-            initial_wait=self._retry_initial_wait,
-            log=logger,
-        )
+        retrying = self._retrying()
         give_up_at = asyncio.get_running_loop().time() + self._retry_max_seconds
         opened: tuple[Generation, list[Delta] | None] = await retrying(
             self._open, request, give_up_at, itertools.count()
@@ -158,12 +154,7 @@ class GLMClient:
         Retried like a stream's start, within a concurrency slot of its own; see
         ``bot.llm.transcription`` for how it is sent."""
         create = transcription_call(self._sdk, audio, model=model, filename=filename, mime=mime)
-        retrying = retry_policy(
-            attempts=self._retry_attempts,
-            max_seconds=self._retry_max_seconds,
-            initial_wait=self._retry_initial_wait,
-            log=logger,
-        )
+        retrying = self._retrying()
         give_up_at = asyncio.get_running_loop().time() + self._retry_max_seconds
         tries = itertools.count()
 
@@ -188,12 +179,7 @@ class GLMClient:
         cancelling it closes the connection."""
         if self._closed:
             raise RuntimeError("GLMClient is closed")
-        retrying = retry_policy(
-            attempts=self._retry_attempts,
-            max_seconds=self._retry_max_seconds,
-            initial_wait=self._retry_initial_wait,
-            log=logger,
-        )
+        retrying = self._retrying()
         async with self._slots:
             self._transport.open()
             url: str = await retrying(
@@ -206,6 +192,15 @@ class GLMClient:
                 read_timeout=self._read_timeout,
             )
             return await fetch_picture(self._transport, url, timeout=self._read_timeout)
+
+    def _retrying(self) -> tenacity.AsyncRetrying:
+        """The retry policy of one call (`bot.llm.errors.retry_policy`)."""
+        return retry_policy(
+            attempts=self._retry_attempts,
+            max_seconds=self._retry_max_seconds,
+            initial_wait=self._retry_initial_wait,
+            log=logger,
+        )
 
     async def aclose(self) -> None:
         """Fail running generations and close the HTTP connections."""
