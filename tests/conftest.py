@@ -41,6 +41,8 @@ E2E_MODULES = frozenset(
     {
         "test_fake_telegram",  # the fake's own HTTP tests, an aiogram Bot session each
         "test_fuzz",  # thousands of updates through the dispatcher
+        "test_llm_endings",  # stalls and retry budgets, timed in real seconds
+        "test_llm_thinking",  # reasoning streamed over seconds by the fake GLM
         "test_replica_share",  # a replica in a process of its own (asyncio subprocess)
         "test_startup",  # python -m bot, until it exits (asyncio subprocesses)
         "test_stop_signal",  # replicas on one Redis, restarted
