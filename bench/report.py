@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import report_answers
 from bench.tables import measured, num, pair, table, verdict
 
 START = "<!-- bench:results:start -->"
@@ -89,6 +90,7 @@ def render(results: dict[str, Any]) -> str:
         _concurrency(s.get("concurrency")),
         _limits(s.get("limits")),
         _overhead(s.get("overhead")),
+        report_answers.reasoning_section(s.get("reasoning")),
         _redis_section(s),
         _history(s.get("history")),
         _formatting(s.get("formatting")),
@@ -179,6 +181,7 @@ def _targets(s: dict[str, Any]) -> str:
                 shown += " (groups: waiting for the chat's next 1 s slot)"
                 outcome += " (private chats)"
             rows.append([f"{label}: {wording}", shown, outcome])
+    rows += report_answers.reasoning_targets(s.get("reasoning"))
     for run in lim:
         done = run["completed"] == run["chats"]
         rows.append(
@@ -434,7 +437,7 @@ def _overhead(section: dict[str, Any] | None) -> str:
 
 def _redis_section(s: dict[str, Any]) -> str:
     runs = []
-    for name in ("concurrency", "overhead", "limits"):
+    for name in ("concurrency", "overhead", "reasoning", "limits"):
         section = s.get(name)
         if not section:
             continue

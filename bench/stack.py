@@ -40,9 +40,12 @@ class GLMProfile:
     first_token_ms: float = 300.0
     tokens_per_second: float = 40.0
     tokens: int = 200
+    # a thinking model: reasoning_tokens pieces over reasoning_ms before the first token
+    reasoning_ms: float = 0.0
+    reasoning_tokens: int = 20
 
     def argv(self) -> list[str]:
-        return [
+        out = [
             "--first-token-ms",
             f"{self.first_token_ms:g}",
             "--tokens-per-second",
@@ -50,11 +53,23 @@ class GLMProfile:
             "--tokens",
             str(self.tokens),
         ]
+        if self.reasoning_ms > 0:
+            out += [
+                "--reasoning-ms",
+                f"{self.reasoning_ms:g}",
+                "--reasoning-tokens",
+                str(self.reasoning_tokens),
+            ]
+        return out
 
     @property
     def answer(self) -> str:
-        """What every answer must read once complete, whitespace-normalised."""
-        return " ".join(f"tok{i}" for i in range(self.tokens))
+        """What every answer must read once complete, whitespace-normalised: the reasoning
+        folded above the answer (the product default; short enough not to be cut), then it."""
+        text = " ".join(f"tok{i}" for i in range(self.tokens))
+        if self.reasoning_ms > 0:
+            text = " ".join([*(f"why{i}" for i in range(self.reasoning_tokens)), text])
+        return text
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,124 @@
+"""Report sections for answers beyond plain text: thinking models (issue 12)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.tables import measured, num, pair, table, verdict
+
+# Issue 12: the chat shows that the model thinks this soon after its first reasoning chunk
+# (median, private chats); groups are held to "within 1 s".
+REASONING_P50_MS = 100
+REASONING_GROUP_MAX_MS = 1000
+
+
+def _calls(section: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The Bot API call bound checks of a staggered run, labelled."""
+    return [
+        (label, section.get(key) or {})
+        for key, label in (
+            ("group_calls", "groups (edits), edit interval"),
+            ("private_calls_edit_interval", "private (drafts), edit interval"),
+            ("private_calls", "private (drafts), draft interval"),
+        )
+    ]
+
+
+def reasoning_targets(section: dict[str, Any] | None) -> list[list[str]]:
+    if not section:
+        return []
+    private = section.get("first_reasoning_to_visible_private_ms") or {}
+    group = section.get("first_reasoning_to_visible_group_ms") or {}
+    p50, g50, gmax = private.get("p50"), group.get("p50"), group.get("max")
+    rows = [
+        [
+            f"thinking model: first visible progress ≤ {REASONING_P50_MS} ms after the first "
+            "reasoning chunk (median, private chats)",
+            f"{pair(private, 1)} ms (p50 / p99, drafts)",
+            verdict(None if p50 is None else p50 <= REASONING_P50_MS),
+        ],
+        [
+            f"the same in groups (and every answer within {REASONING_GROUP_MAX_MS / 1000:g} s, "
+            "issue 12)",
+            f"{pair(group, 1)} ms (p50 / p99); max {num(gmax, 1)} ms",
+            verdict(
+                None
+                if g50 is None or gmax is None
+                else g50 <= REASONING_P50_MS and gmax < REASONING_GROUP_MAX_MS
+            ),
+        ],
+    ]
+    checks = [(label, b) for label, b in _calls(section) if b.get("answers")]
+    if checks:
+        rows.append(
+            [
+                "Bot API calls per thinking-model answer ≤ 2 + ⌈stream s / interval⌉ + splits "
+                "(stream from the first reasoning chunk)",
+                "; ".join(f"{label}: {b['within']}/{b['answers']}" for label, b in checks),
+                verdict(all(b["within"] == b["answers"] for _, b in checks)),
+            ]
+        )
+    return rows
+
+
+def reasoning_section(section: dict[str, Any] | None) -> str:
+    if not section:
+        return "### Thinking models\n\nNot run yet."
+    glm = section["glm"]
+    rows = []
+    for key, label in (
+        ("first_reasoning_to_visible", "first reasoning chunk → first visible progress"),
+        ("update_to_glm_request", "update handed to the bot → GLM request arrives"),
+        ("last_chunk_to_final", "last GLM chunk written → final message or edit arrives"),
+    ):
+        private = section.get(f"{key}_private_ms") or {}
+        group = section.get(f"{key}_group_ms") or {}
+        rows.append(
+            [
+                label,
+                pair(private, 1),
+                num(private.get("max"), 1),
+                pair(group, 1),
+                num(group.get("max"), 1),
+            ]
+        )
+    calls = [
+        [
+            label,
+            f"{num(b['interval'], 1)} s",
+            f"{b['within']}/{b['answers']}",
+            num(b["calls_mean"]),
+            num(b["bound_mean"]),
+            num(b["worst_excess"]),
+        ]
+        for label, b in _calls(section)
+        if b.get("answers")
+    ]
+    return (
+        "### Thinking models: reasoning before the answer\n\n"
+        f"{section['chats']} chats (privates and groups alternating), one question every "
+        f"{section['stagger_seconds']:g} s; the fake GLM reasons for "
+        f"{glm['reasoning_ms']:g} ms ({glm['reasoning_tokens']} pieces of "
+        "`reasoning_content`, the first at once) after "
+        f"{glm['first_token_ms']:g} ms, then answers {glm['tokens']} tokens at "
+        f"{glm['tokens_per_second']:g}/s. The first visible progress is the first draft "
+        "(private chats: the sign of thinking with the reasoning so far) or message (groups: "
+        f"the thinking placeholder). {section['completed']}/{section['chats']} answers complete, "
+        f"the reasoning folded above each. {measured(section)}\n\n"
+        + table(
+            [
+                "path",
+                "private p50 / p99 (ms)",
+                "private max (ms)",
+                "group p50 / p99 (ms)",
+                "group max (ms)",
+            ],
+            rows,
+        )
+        + "\n\n#### Bot API calls per thinking-model answer vs 2 + ⌈stream seconds / "
+        "interval⌉ + splits\n\n"
+        + table(
+            ["answers", "interval", "within bound", "mean calls", "mean bound", "worst excess"],
+            calls,
+        )
+    )
