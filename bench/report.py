@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report_answers
-from bench.tables import measured, num, pair, table, verdict
+from bench.tables import measured, num, other_load, pair, table, verdict
 
 START = "<!-- bench:results:start -->"
 END = "<!-- bench:results:end -->"
@@ -85,7 +85,8 @@ def render(results: dict[str, Any]) -> str:
     parts = [
         f"Last run: {meta['started_at']} ({meta['mode']} mode, `{meta['command']}`), "
         f"commit `{meta['commit']}`, {meta['cpus']} CPUs, Python {meta['python']}, "
-        f"{meta['redis_version']}. Load average before the run: {meta['loadavg_before']}.",
+        f"{meta['redis_version']}. Load average before the run: {meta['loadavg_before']}"
+        + (f"; after it: {meta['loadavg_after']}." if meta.get("loadavg_after") else "."),
         _targets(s),
         _concurrency(s.get("concurrency")),
         _limits(s.get("limits")),
@@ -414,7 +415,7 @@ def _overhead(section: dict[str, Any] | None) -> str:
     return (
         f"### Overhead at low concurrency\n\n{section['chats']} chats (privates and groups "
         f"alternating), one question every {section['stagger_seconds']:g} s. "
-        f"{measured(section)}\n\n"
+        f"{other_load(section)}{measured(section)}\n\n"
         + table(
             [
                 "path",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.tables import measured, num, pair, table, verdict
+from bench.tables import measured, num, other_load, pair, table, verdict
 
 # Issue 12: the chat shows that the model thinks this soon after its first reasoning chunk
 # (median, private chats); groups are held to "within 1 s".
@@ -104,7 +104,7 @@ def reasoning_section(section: dict[str, Any] | None) -> str:
         f"{glm['tokens_per_second']:g}/s. The first visible progress is the first draft "
         "(private chats: the sign of thinking with the reasoning so far) or message (groups: "
         f"the thinking placeholder). {section['completed']}/{section['chats']} answers complete, "
-        f"the reasoning folded above each. {measured(section)}\n\n"
+        f"the reasoning folded above each. {other_load(section)}{measured(section)}\n\n"
         + table(
             [
                 "path",

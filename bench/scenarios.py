@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -266,5 +267,7 @@ async def run_scenarios(
         result["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started))
         result["mode"] = plan.mode
         result["seconds"] = round(time.time() - started, 1)
+        # the machine is shared: how busy it was as the scenario ended
+        result["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         results[name] = result
     return results

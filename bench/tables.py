@@ -37,4 +37,14 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def measured(section: dict[str, Any]) -> str:
-    return f"*Measured {section.get('measured_at', '?')}, {section.get('mode', '?')} mode.*"
+    load = section.get("loadavg_after")
+    at_end = f", load average {load} at its end" if load else ""
+    return f"*Measured {section.get('measured_at', '?')}, {section.get('mode', '?')} mode{at_end}.*"
+
+
+def other_load(run: dict[str, Any]) -> str:
+    """The CPU other processes took during a run, as a sentence (the machine is shared)."""
+    cores = run.get("other_processes_cpu_cores")
+    if cores is None:
+        return ""
+    return f"Processes outside the benchmark used {cores:.2f} CPU cores meanwhile. "
