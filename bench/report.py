@@ -92,6 +92,7 @@ def render(results: dict[str, Any]) -> str:
         _limits(s.get("limits")),
         _overhead(s.get("overhead")),
         report_answers.reasoning_section(s.get("reasoning")),
+        report_answers.photo_section(s.get("photos")),
         _redis_section(s),
         _history(s.get("history")),
         _formatting(s.get("formatting")),
@@ -183,6 +184,7 @@ def _targets(s: dict[str, Any]) -> str:
                 outcome += " (private chats)"
             rows.append([f"{label}: {wording}", shown, outcome])
     rows += report_answers.reasoning_targets(s.get("reasoning"))
+    rows += report_answers.photo_targets(s.get("photos"))
     for run in lim:
         done = run["completed"] == run["chats"]
         rows.append(

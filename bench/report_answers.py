@@ -1,4 +1,5 @@
-"""Report sections for answers beyond plain text: thinking models (issue 12)."""
+"""Report sections for answers beyond plain text: thinking models (issue 12), photos
+(issue 13)."""
 
 from __future__ import annotations
 
@@ -121,4 +122,114 @@ def reasoning_section(section: dict[str, Any] | None) -> str:
             ["answers", "interval", "within bound", "mean calls", "mean bound", "worst excess"],
             calls,
         )
+    )
+
+
+def _run(section: dict[str, Any], kind: str, how: str) -> dict[str, Any]:
+    for run in section.get("runs") or []:
+        if run.get("kind") == kind and run.get("how") == how:
+            return dict(run)
+    return {}
+
+
+def _added(photo: float | None, text: float | None) -> float | None:
+    if photo is None or text is None:
+        return None
+    return round(photo - text, 1)
+
+
+def photo_targets(section: dict[str, Any] | None) -> list[list[str]]:
+    if not section:
+        return []
+    pipe = section["pipeline"]
+    photo, text = _run(section, "photo", "one by one"), _run(section, "text", "one by one")
+    cpu = _added(photo.get("bot_cpu_ms_per_answer"), text.get("bot_cpu_ms_per_answer"))
+    latency = _added(
+        (photo.get("update_to_glm_request_ms") or {}).get("p50"),
+        (text.get("update_to_glm_request_ms") or {}).get("p50"),
+    )
+    burst = _run(section, "photo", "at once")
+    width, height = pipe["size"]
+    return [
+        [
+            f"photo question ({width}x{height}): the bot's CPU and added latency (download, "
+            "re-encode, base64)",
+            f"{num(cpu)} ms CPU more than a text question (re-encode {num(pipe['reencode_ms_p50'])}"
+            f" ms, base64 {num(pipe['base64_ms_p50'], 2)} ms); update → GLM request "
+            f"{num(latency)} ms later (p50)",
+            "measured",
+        ],
+        [
+            f"peak RSS while {num(burst.get('chats'))} photo questions are answered at once",
+            f"{num(burst.get('peak_rss_mb'))} MB ({burst.get('completed')}/"
+            f"{burst.get('chats')} answers complete)",
+            "measured",
+        ],
+    ]
+
+
+def photo_section(section: dict[str, Any] | None) -> str:
+    if not section:
+        return "### Photos\n\nNot run yet."
+    pipe = section["pipeline"]
+    width, height = pipe["size"]
+    sent_w, sent_h = pipe["sent_size"]
+    steps = table(
+        ["step (in process, one photo)", "CPU p50 (ms)", "CPU p99 (ms)"],
+        [
+            [
+                "decode, scale, re-encode as JPEG (`prepare_image`)",
+                num(pipe["reencode_ms_p50"], 2),
+                num(pipe["reencode_ms_p99"], 2),
+            ],
+            ["base64 of the JPEG", num(pipe["base64_ms_p50"], 2), "–"],
+        ],
+    )
+    rows = []
+    for how in ("one by one", "at once"):
+        for kind in ("text", "photo"):
+            r = _run(section, kind, how)
+            if not r:
+                continue
+            rows.append(
+                [
+                    f"{kind}, {how}",
+                    f"{r['completed']}/{r['chats']}",
+                    pair(r["update_to_glm_request_ms"], 1),
+                    pair(r["first_visible_from_push_ms"]),
+                    num(r["bot_cpu_ms_per_answer"]),
+                    num(r["idle_rss_mb"], 0),
+                    num(r["peak_rss_mb"], 0),
+                    num(r.get("other_processes_cpu_cores"), 2),
+                ]
+            )
+    stagger = _run(section, "photo", "one by one").get("stagger_seconds")
+    return (
+        "### Photos: what a photo question costs\n\n"
+        f"A {width}x{height} JPEG of {num(pipe['photo_bytes'] / 1024, 0)} KB (gradients and "
+        f"grain), sent to GLM as {sent_w}x{sent_h}, {num(pipe['sent_jpeg_bytes'] / 1024, 0)} "
+        f"KB, {num(pipe['sent_base64_chars'] / 1024, 0)} K characters of base64. Private "
+        f"chats; one by one: one question every {num(stagger)} s; at once: all in the same "
+        "instant. Each photo is a file of its own, downloaded from the fake Bot API. "
+        f"{measured(section)}\n\n"
+        + steps
+        + "\n\n"
+        + table(
+            [
+                "questions",
+                "answers complete",
+                "update → GLM request p50 / p99 (ms)",
+                "first text from push p50 / p99 (ms)",
+                "bot CPU ms / answer",
+                "idle RSS (MB)",
+                "peak RSS (MB)",
+                "other load (cores)",
+            ],
+            rows,
+        )
+        + "\n\nBot CPU per answer is the bot process's CPU over the measured window divided "
+        "by the answers, so at one question a second it includes what the process does "
+        "anyway (polling, heartbeats); the difference between the photo and text rows is "
+        "what the photo adds. Peak RSS is the process's high-water mark (`VmHWM`), warm-up "
+        "included."
     )

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import format_cost, history_cost
+from bench import format_cost, history_cost, photos
 from bench.analysis import bound_check, spread_ms
 from bench.load import run_load
 from bench.procs import Services
@@ -29,6 +29,7 @@ SCENARIOS = (
     "limits",
     "overhead",
     "reasoning",
+    "photos",
     "history",
     "formatting",
     "scaleout",
@@ -61,6 +62,8 @@ class Plan:
     scaleout_chats: int
     # thinking-model answers at low concurrency: privates, groups, seconds apart
     reasoning: tuple[int, int, float] = (20, 20, 1.0)
+    # photo questions: one by one (how many, seconds apart), at once, and text to compare
+    photos: tuple[int, float, int, bool] = (20, 1.0, 100, True)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -70,14 +73,14 @@ def make_plan(mode: str, chats: list[int] | None) -> Plan:
             mode, SMOKE_GLM, concurrency=[20], limits_private=20, limits_groups=5,
             limits_methods=["draft"], overhead_private=5, overhead_groups=2,
             overhead_stagger=0.1, history_sizes=[10, 1000], history_iterations=5,
-            scaleout_chats=20, reasoning=(3, 2, 0.1),
+            scaleout_chats=20, reasoning=(3, 2, 0.1), photos=(3, 0.1, 10, False),
         )  # fmt: skip
     elif mode == "quick":
         plan = Plan(
             mode, STANDARD_GLM, concurrency=[50, 200], limits_private=200, limits_groups=50,
             limits_methods=["draft"], overhead_private=10, overhead_groups=5,
             overhead_stagger=0.3, history_sizes=[10, 1000, 100_000], history_iterations=20,
-            scaleout_chats=100, reasoning=(10, 5, 0.3),
+            scaleout_chats=100, reasoning=(10, 5, 0.3), photos=(10, 0.3, 100, True),
         )  # fmt: skip
     else:
         plan = Plan(
@@ -227,6 +230,18 @@ _REASONING_PATHS = (
 )
 
 
+async def run_photos(plan: Plan, services: Services, redis: Redis) -> dict[str, Any]:
+    """Photo questions (issue 13): CPU and latency a photo adds, memory of a burst."""
+    return await photos.measure(
+        services,
+        redis,
+        plan.glm,
+        plan.photos,
+        _timeout(plan.glm, plan.photos[2]),
+        iterations=plan.history_iterations,
+    )
+
+
 async def history(plan: Plan, services: Services, redis: Redis) -> dict[str, Any]:
     print(f"  history: {', '.join(map(str, plan.history_sizes))} stored messages", flush=True)
     rows = await history_cost.measure(
@@ -251,6 +266,7 @@ RUNNERS: dict[str, Runner] = {
     "limits": limits,
     "overhead": overhead,
     "reasoning": reasoning,
+    "photos": run_photos,
     "history": history,
     "formatting": formatting,
     "scaleout": run_scaleout,
