@@ -23,8 +23,8 @@ __all__ = [
 ]
 
 # What a model is for: chat and vision models answer through chat completions with no
-# extra parameters; role-play models also need a `meta` the bot does not send yet, and
-# image and speech models have APIs of their own.
+# extra parameters; role-play models answer through a persona preset that gives them a
+# character (`bot.roleplay`), and image and speech models have APIs of their own.
 Kind = Literal["chat", "vision", "image", "speech", "roleplay"]
 CHAT_KINDS: frozenset[Kind] = frozenset({"chat", "vision"})
 # "optional": the request may turn thinking on or off; "always": it cannot be turned off
@@ -119,10 +119,20 @@ class ModelCatalog:
             return self.default
         return self._chat.get(chosen, self.default)
 
-    def for_turn(self, chosen: str | None, *, search: bool = False) -> ModelSpec:
-        """The model that answers a turn: the chat's, unless the turn needs the web search
-        it lacks (then the first chat model that has it, for this turn only)."""
+    def vision_model(self) -> ModelSpec | None:
+        """The chat model that answers turns with images when the chat's own cannot see:
+        the first offered one that takes images (None when the catalog has none)."""
+        return next((m for m in self.chat_models() if m.capabilities.images_in), None)
+
+    def for_turn(
+        self, chosen: str | None, *, search: bool = False, images: bool = False
+    ) -> ModelSpec:
+        """The model that answers a turn: the chat's, unless the turn needs what it lacks,
+        then another for this turn only: the vision model for a turn with images (seeing
+        comes first), else the first chat model with web search for a searching one."""
         model = self.for_chat(chosen)
+        if images and not model.capabilities.images_in:
+            return self.vision_model() or model
         if not search or model.capabilities.web_search:
             return model
         searching = (m for m in self.chat_models() if m.capabilities.web_search)

@@ -28,8 +28,13 @@ def is_blank(text: str) -> bool:
 
 def display_name(first_name: str | None, last_name: str | None, user_id: int) -> str:
     """A speaker label for group history: stable, one line, short, no separator colon."""
+    return person_name(first_name, last_name) or f"User {user_id}"
+
+
+def person_name(first_name: str | None, last_name: str | None) -> str:
+    """The name as Telegram shows it, cleaned like a speaker label; "" when nothing
+    visible is left (never the id: it may go to a third party)."""
     raw = " ".join(part for part in (first_name, last_name) if part)
     name = unicodedata.normalize("NFKC", clean_text(raw))
     name = _INVISIBLE.sub("", name).replace(":", " ")
-    name = _SPACES.sub(" ", name).strip()[:MAX_NAME_LENGTH].strip()
-    return name or f"User {user_id}"
+    return _SPACES.sub(" ", name).strip()[:MAX_NAME_LENGTH].strip()

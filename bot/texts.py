@@ -25,7 +25,7 @@ _EN: Final[dict[str, str]] = {
         "or write /ask <question>."
     ),
     "reset_done": "Done: this conversation is forgotten. The persona stays.",
-    "unsupported": ("I can only read text messages for now. Please write your question as text."),
+    "unsupported": "I can read text and photos. Please write your question or send a picture.",
     "empty_mention": "Ask me something after the mention, e.g. @{bot} what is a monad?",
     "empty_ask": "Write your question after /ask, e.g. /ask what is a monad?",
     "storage_unavailable": (
@@ -165,6 +165,57 @@ _EN: Final[dict[str, str]] = {
         "{model} cannot search the web. /search <question> still answers one question with "
         "a model that can; /model offers other models."
     ),
+    # voice messages and documents (bot/media/inputs.py)
+    "voice_placeholder": "🎤 (voice message)",
+    "voice_unavailable": "🎤 Voice messages are not set up on this bot. Please type your question.",
+    "voice_too_long": (
+        "🎤 This recording is too long for me: at most {limit} seconds. "
+        "Please send a shorter one, or type your question."
+    ),
+    "voice_unreadable": (
+        "🎤 I could not play this audio (the file seems damaged or is not audio). "
+        "Please record it again or type your question."
+    ),
+    "voice_no_speech": "🎤 I could not make out any words in this recording. Please try again.",
+    "media_too_large": (
+        "📎 This file is larger than 20 MB, the most Telegram lets a bot download. "
+        "Please send a smaller one."
+    ),
+    "media_unavailable": "📎 I could not download this file from Telegram. Please send it again.",
+    "document_question": "Summarise this document.",
+    "document_unsupported": (
+        "📎 I can read text files (plain text, Markdown, CSV, JSON, source code), PDF and "
+        "Word (.docx) documents, but not this kind of file."
+    ),
+    "document_unreadable": (
+        "📎 I found no text in {name}: it may be damaged, password-protected, or scanned "
+        "pages without a text layer."
+    ),
+    "document_cut": (
+        "📄 {name} is too long to read whole: I read the first {percent}% "
+        "({read} of {total} characters)."
+    ),
+    "empty_image": "Describe the picture after /image, e.g. /image a red fox in the snow",
+    "pictures_unavailable": "⚠️ Pictures are not available: no image model is configured.",
+    "image_refused": (
+        "⚠️ The image model refused this description (content filter). "
+        "Please describe the picture differently."
+    ),
+    "image_failed": "⚠️ The picture could not be drawn this time. Please try again.",
+    "image_bad_request": "⚠️ The image model did not accept this description. Try a shorter one.",
+    "image_not_sent": "⚠️ The picture was drawn, but Telegram would not take it. Please try again.",
+    "image_stopped": "⏹ Stopped: no picture.",
+    "pictures_one": "{n} picture",
+    "pictures_other": "{n} pictures",
+    "file_too_large": (
+        "⚠️ This file is larger than 20 MB, the most a bot may download from Telegram. "
+        "Please send a smaller one."
+    ),
+    "image_describe": "Describe this image.",
+    "images_describe": "Describe these images.",
+    "image_unavailable": "⚠️ I couldn't download your image from Telegram. Please send it again.",
+    "image_unreadable": "⚠️ I couldn't read this image. Please send a JPEG or PNG photo.",
+    "no_vision_model": "⚠️ None of my models can see images, so I can't look at photos here.",
 }
 
 _ZH: Final[dict[str, str]] = {
@@ -182,7 +233,7 @@ _ZH: Final[dict[str, str]] = {
         "@我并写下问题（@{bot} 你的问题）、回复我的消息，或使用 /ask <问题>，我就会回答。"
     ),
     "reset_done": "好的，本对话已清空，人设保留。",
-    "unsupported": "目前我只能阅读文字消息，请用文字提问。",
+    "unsupported": "我能阅读文字和图片，请用文字提问或发送图片。",
     "empty_mention": "请在@我之后写下问题，例如：@{bot} 什么是单子？",
     "empty_ask": "请在 /ask 之后写下问题，例如：/ask 什么是单子？",
     "storage_unavailable": "⚠️ 记忆存储暂时不可用，请稍后再试。",
@@ -298,6 +349,41 @@ _ZH: Final[dict[str, str]] = {
         "{model} 不能联网搜索。/search <问题> 仍会用可搜索的模型回答单个问题；"
         "可使用 /model 选择其他模型。"
     ),
+    "voice_placeholder": "🎤（语音消息）",
+    "voice_unavailable": "🎤 本机器人未开启语音识别，请用文字提问。",
+    "voice_too_long": "🎤 这段录音太长了：最多 {limit} 秒。请发送更短的录音，或用文字提问。",
+    "voice_unreadable": "🎤 无法播放这段音频（文件可能已损坏或不是音频）。请重新录制或用文字提问。",
+    "voice_no_speech": "🎤 这段录音里没有听出任何内容，请再试一次。",
+    "media_too_large": "📎 文件超过 20 MB，Telegram 不允许机器人下载。请发送更小的文件。",
+    "media_unavailable": "📎 无法从 Telegram 下载这个文件，请重新发送。",
+    "document_question": "请总结这份文档。",
+    "document_unsupported": (
+        "📎 我能阅读文本文件（纯文本、Markdown、CSV、JSON、源代码）、PDF 和 Word（.docx）"
+        "文档，但读不了这种文件。"
+    ),
+    "document_unreadable": (
+        "📎 在 {name} 中没有找到文字：文件可能已损坏、有密码保护，或是没有文字层的扫描件。"
+    ),
+    "document_cut": (
+        "📄 {name} 太长，无法全部读取：我读了前 {percent}%（{total} 个字符中的 {read} 个）。"
+    ),
+    "empty_image": "请在 /image 之后描述图片，例如：/image 雪地里的一只红狐狸",
+    "pictures_unavailable": "⚠️ 无法生成图片：没有配置图像模型。",
+    "image_refused": "⚠️ 图像模型拒绝了这个描述（内容安全策略）。请换一种描述。",
+    "image_failed": "⚠️ 这次没能生成图片，请再试一次。",
+    "image_bad_request": "⚠️ 图像模型不接受这个描述，请写得短一些。",
+    "image_not_sent": "⚠️ 图片已生成，但 Telegram 未能接收。请再试一次。",
+    "image_stopped": "⏹ 已停止：没有生成图片。",
+    "pictures_one": "{n} 张图片",
+    "pictures_other": "{n} 张图片",
+    "file_too_large": (
+        "⚠️ 这个文件超过 20 MB，这是机器人能从 Telegram 下载的上限。请发送小一些的文件。"
+    ),
+    "image_describe": "描述这张图片。",
+    "images_describe": "描述这些图片。",
+    "image_unavailable": "⚠️ 我没能从 Telegram 下载你的图片，请重新发送。",
+    "image_unreadable": "⚠️ 我无法读取这张图片，请发送 JPEG 或 PNG 格式的照片。",
+    "no_vision_model": "⚠️ 我的模型都不能识别图片，所以在这里无法查看照片。",
 }
 
 

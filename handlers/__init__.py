@@ -14,10 +14,13 @@ from handlers import (
     commands,
     errors,
     group,
+    image,
     listen,
+    media,
     members,
     model,
     persona,
+    photos,
     preferences,
     search,
     unsupported,
@@ -37,11 +40,15 @@ def get_routers() -> list[Router]:
 
     private = Router(name="private")
     private.message.filter(inline(F.chat.type == "private"))
-    private.include_routers(chat.create_router(), unsupported.create_router())
+    private.include_routers(
+        photos.create_private_router(), chat.create_router(), unsupported.create_router()
+    )
 
     groups = Router(name="groups")
     groups.message.filter(inline(F.chat.type.in_({"group", "supergroup"})))
-    groups.include_routers(listen.create_router(), group.create_router())
+    groups.include_routers(
+        listen.create_router(), photos.create_group_router(), group.create_router()
+    )
 
     people.include_routers(
         commands.create_router(),
@@ -51,6 +58,9 @@ def get_routers() -> list[Router]:
         # before the chat routers: a private chat's router takes every text
         search.create_router(),
         usage.create_router(),
+        # voice and documents, in private chats and groups (its filters tell them apart)
+        media.create_router(),
+        image.create_router(),
         private,
         groups,
     )

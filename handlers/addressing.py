@@ -15,6 +15,9 @@ from aiogram.filters import CommandObject
 from aiogram.types import Message, User
 
 from bot.sanitize import clean_text, is_blank
+from bot.texts import text as say
+from handlers.context import language
+from handlers.images import has_image
 
 # the handler data keys the filters set
 QUESTION = "question"
@@ -39,12 +42,16 @@ def _cut_utf16(text: str, offset: int, length: int) -> str:
 
 
 def strip_mentions(message: Message, me: User) -> tuple[str, bool]:
-    """The text without mentions of the bot, and whether there was one."""
-    text = message.text or ""
+    """The text (or a media message's caption) without mentions of the bot, and whether
+    there was one."""
+    if message.text is not None:
+        text, entities = message.text, message.entities
+    else:
+        text, entities = message.caption or "", message.caption_entities
     username = f"@{me.username}".lower() if me.username else None
     mentioned = False
     # cut from the end so earlier offsets stay valid
-    for entity in sorted(message.entities or [], key=lambda e: e.offset, reverse=True):
+    for entity in sorted(entities or [], key=lambda e: e.offset, reverse=True):
         is_me = False
         if entity.type == "mention" and username is not None:
             is_me = _entity_text(text, entity.offset, entity.length).lower() == username
@@ -71,6 +78,13 @@ def _question(text: str) -> str:
     return "" if is_blank(text) else text
 
 
+def _about_reply(message: Message, question: str) -> str:
+    """A question with nothing visible, in reply to an image, asks to describe it."""
+    if question or not has_image(message.reply_to_message):
+        return question
+    return say("image_describe", language(message))
+
+
 async def private_question(message: Message) -> dict[str, Any] | bool:
     """Private text: any text is a question, except an unknown /command."""
     if message.text is None:
@@ -81,7 +95,7 @@ async def private_question(message: Message) -> dict[str, Any] | bool:
 
 async def ask_question(message: Message, command: CommandObject) -> dict[str, Any]:
     """/ask <question>, after aiogram's Command filter."""
-    return {QUESTION: _question(clean_text(command.args or "").strip())}
+    return {QUESTION: _about_reply(message, _question(clean_text(command.args or "").strip()))}
 
 
 async def group_question(message: Message, bot: Bot) -> dict[str, Any] | bool:
@@ -91,4 +105,5 @@ async def group_question(message: Message, bot: Bot) -> dict[str, Any] | bool:
     me = await bot.me()
     question, mentioned = strip_mentions(message, me)
     addressed = mentioned or replies_to_bot(message, me)
-    return {ADDRESSED: addressed, QUESTION: _question(question) if addressed else ""}
+    question = _about_reply(message, _question(question)) if addressed else ""
+    return {ADDRESSED: addressed, QUESTION: question}

@@ -10,7 +10,7 @@ from bot.streaming import StreamDelivery
 from bot.turns.queue import TurnQueue
 from bot.turns.types import Turn
 from handlers.addressing import private_question
-from handlers.context import conversation_key, language, user_id
+from handlers.context import conversation_key, language, user_id, user_name
 
 
 async def on_private_text(
@@ -27,6 +27,7 @@ async def on_private_text(
         parts=(TextPart(question),),
         user_id=user_id(message),
         language=language(message),
+        user_name=user_name(message),
     )
     writer = delivery.writer(chat_id=key.chat_id, is_private=True, thread_id=key.thread_id)
     # returns as soon as the answer is under way: the update and aiogram's handling

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiogram.types import Message
 
 from bot.guards.admins import AdminChecker
-from bot.sanitize import display_name
+from bot.sanitize import display_name, person_name
 from bot.storage.keys import ConversationKey
 from bot.streaming import StreamDelivery
 
@@ -44,6 +44,15 @@ def speaker(message: Message) -> str:
         return ANONYMOUS_ADMIN_LABEL
     user = message.from_user
     return display_name(user.first_name, user.last_name, user.id)
+
+
+def user_name(message: Message) -> str | None:
+    """The sender's name for a model that addresses the user (never their id); None when
+    they have no visible name."""
+    if is_anonymous_admin(message) or message.from_user is None:
+        return ANONYMOUS_ADMIN_LABEL
+    user = message.from_user
+    return person_name(user.first_name, user.last_name) or None
 
 
 def user_id(message: Message) -> int:

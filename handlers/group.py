@@ -18,7 +18,8 @@ from bot.texts import text
 from bot.turns.queue import TurnQueue
 from bot.turns.types import Turn
 from handlers.addressing import ask_question, group_question
-from handlers.context import conversation_key, language, reply, speaker, user_id
+from handlers.context import conversation_key, language, reply, speaker, user_id, user_name
+from handlers.images import FileTooLarge, replied_image
 
 
 async def on_ask(
@@ -67,13 +68,20 @@ async def _answer(
     turns: TurnQueue,
     delivery: StreamDelivery,
 ) -> None:
+    try:
+        # a question in reply to a photo (/ask, a mention) is about that photo
+        images = replied_image(message)
+    except FileTooLarge:
+        await reply(message, delivery, text("file_too_large", language(message)))
+        return
     key = conversation_key(message)
     turn = Turn(
         key=key,
-        parts=(TextPart(question),),
+        parts=(*images, TextPart(question)),
         user_id=user_id(message),
         speaker=speaker(message),
         language=language(message),
+        user_name=user_name(message),
     )
     writer = delivery.writer(
         chat_id=key.chat_id,

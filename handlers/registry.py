@@ -78,6 +78,13 @@ COMMANDS: tuple[Command, ...] = (
         args=Words("<question>", "<问题>"),
     ),
     Command(
+        "image",
+        "both",
+        "anyone",
+        Words("Draw a picture", "画一张图"),
+        args=Words("<description>", "<描述>"),
+    ),
+    Command(
         "stop",
         "both",
         "anyone",

@@ -9,8 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.messages import ImagePart, Message, Role, TextPart
-from bot.prompt.build import MIN_PROMPT_BUDGET, Prompt, build_prompt, truncate_to_tokens
-from bot.prompt.tokens import estimate_tokens, message_tokens
+from bot.prompt.build import (
+    IMAGE_GONE,
+    MIN_PROMPT_BUDGET,
+    Prompt,
+    attachable_images,
+    build_prompt,
+    truncate_to_tokens,
+)
+from bot.prompt.tokens import IMAGE_TOKENS, estimate_tokens, message_tokens
 
 
 def msg(role: Role, content: str) -> Message:
@@ -310,11 +317,11 @@ def test_images_go_as_parts_and_one_without_data_is_left_out() -> None:
         persona_tokens=0,
         history=history,
         user=user,
-        budget_tokens=1000,
+        budget_tokens=IMAGE_TOKENS + 1000,
         images={"file-1": "data:image/png;base64,AAAA"},
     )
     assert prompt.messages == [
-        {"role": "user", "content": [{"type": "text", "text": "look"}]},
+        {"role": "user", "content": "look"},  # nothing left to see: plain text
         {"role": "assistant", "content": "a cat"},
         {
             "role": "user",
@@ -335,7 +342,7 @@ def test_a_cut_question_keeps_its_images() -> None:
         persona_tokens=0,
         history=[],
         user=user,
-        budget_tokens=100,
+        budget_tokens=IMAGE_TOKENS + 100,
         images={"file-1": "data:image/jpeg;base64,BBBB"},
     )
     assert prompt.user_truncated
@@ -344,3 +351,61 @@ def test_a_cut_question_keeps_its_images() -> None:
     assert text.startswith(cut["text"])
     assert len(cut["text"]) < len(text)
     assert image == {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,BBBB"}}
+
+
+def test_images_are_counted_and_a_message_of_lost_images_is_never_empty() -> None:
+    def photo_message(role: Role, *refs: str) -> Message:
+        return Message(role, tuple(ImagePart(ref) for ref in refs), 0)
+
+    history = [photo_message("user", "a", "b"), msg("assistant", "two cats"), msg("user", "x")]
+    question = Message("user", (ImagePart("c"), TextPart("and now?")), message_tokens("and now?"))
+    prompt = build_prompt(
+        persona=None,
+        persona_tokens=0,
+        history=history,
+        user=question,
+        budget_tokens=10 * IMAGE_TOKENS,
+        images={"b": "BBBB", "c": "CCCC"},
+    )
+    first, _, _, last = prompt.messages
+    assert first["content"] == [{"type": "image_url", "image_url": {"url": "BBBB"}}]
+    assert last["content"][0] == {"type": "image_url", "image_url": {"url": "CCCC"}}
+    texts = sum(m.tokens for m in history) + question.tokens
+    assert prompt.estimated_tokens == texts + 2 * IMAGE_TOKENS, "the two images sent count"
+
+    lost = build_prompt(
+        persona=None, persona_tokens=0, history=history, user=question, budget_tokens=5000
+    )
+    assert lost.messages[0] == {"role": "user", "content": IMAGE_GONE}
+    assert lost.estimated_tokens == texts
+
+
+def test_the_question_keeps_the_images_the_budget_holds() -> None:
+    question = Message(
+        "user", (ImagePart("a"), ImagePart("b"), TextPart("which?")), message_tokens("which?")
+    )
+    prompt = build_prompt(
+        persona=None,
+        persona_tokens=0,
+        history=[],
+        user=question,
+        budget_tokens=IMAGE_TOKENS + 50,
+        images={"a": "AAAA", "b": "BBBB"},
+    )
+    [sent] = prompt.messages
+    assert sent["content"] == [
+        {"type": "image_url", "image_url": {"url": "AAAA"}},
+        {"type": "text", "text": "which?"},
+    ]
+    assert prompt.estimated_tokens <= IMAGE_TOKENS + 50
+
+
+def test_attachable_images_the_questions_then_the_newest_earlier_ones() -> None:
+    def with_images(*refs: str) -> Message:
+        return Message("user", (*(ImagePart(ref) for ref in refs), TextPart("?")), 5)
+
+    history = [with_images("old"), with_images("a", "b"), msg("assistant", "ok"), with_images("c")]
+    # "c" is already the question's: it does not count against the limit
+    assert attachable_images(history, with_images("q", "c"), 2) == ["q", "c", "b", "a"]
+    assert attachable_images(history, with_images("q"), 0) == ["q"]
+    assert attachable_images(history, msg("user", "hi"), 10) == ["c", "b", "a", "old"]

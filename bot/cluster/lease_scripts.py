@@ -1,4 +1,13 @@
-"""The Lua scripts of `bot.cluster.leases`.
+"""The Lua scripts of `bot.cluster.leases`, per conversation:
+
+- A turn takes a ticket: a number from INCR, queued in a sorted set, so turns are served
+  in the order they reached Redis, whichever replica received them.
+- A turn runs when its ticket is first in the queue and the lease is free: one script sets
+  the lease (``SET token NX PX ttl``) and removes the ticket. The uncontended case costs
+  one round trip to enter and one to release (compare-and-delete).
+- Every ticket has a deadline (Redis clock) in a second sorted set; a crashed replica's
+  lease and its place in the queue are given up after ttl, and the scripts drop dead
+  tickets at the queue's head.
 
 Keys, all under the chat's hash tag (a Cluster keeps them in one slot, as scripts need)::
 

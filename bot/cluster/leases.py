@@ -2,16 +2,9 @@
 
 The turn queue's `ConversationLeases` port (``place(key)``, then ``hold(key)``).
 
-How it works, per conversation:
+How it works in Redis: `bot.cluster.lease_scripts`. In this process, per conversation:
 
-- A turn takes a ticket: a number from INCR, queued in a sorted set, so turns are served
-  in the order they reached Redis, whichever replica received them.
-- A turn runs when its ticket is first in the queue and the lease is free: one script sets
-  the lease (``SET token NX PX ttl``) and removes the ticket. The uncontended case costs
-  one round trip to enter and one to release (compare-and-delete).
-- Every ticket has a deadline (Redis clock) in a second sorted set. A live replica renews
-  its lease and its tickets every ttl/3; a crashed replica's lease and its place in the
-  queue are given up after ttl, and the scripts drop dead tickets at the queue's head.
+- A live replica renews its lease and its tickets every ttl/3.
 - In the process, the turns of one conversation wait in ticket order and only the first
   of them polls Redis (backing off up to ``poll_interval``); the others wait for it.
 - If Redis fails, a turn falls back to in-process ordering only (logged and counted):

@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from bot.config.formats import BotToken, check_redis_url
+from bot.config.media import MediaSettings
 from bot.config.models import ModelEntry
 from bot.config.ops import (
     LeaseSettings,
@@ -117,6 +118,12 @@ class PersonaSettings(BaseModel):
 class PersonaPreset(BaseModel):
     description: str = ""
     text: str
+    # The model that answers while the preset is in force (a role-play model such as
+    # charglm-4, or any chat model of the catalog); None: the chat's own model.
+    model: str | None = None
+    # Who a role-play model plays (Zhipu's `meta`): required with a role-play model.
+    bot_name: str = ""
+    bot_info: str = ""
 
 
 class GroupSettings(BaseModel):
@@ -181,6 +188,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()
     reliability: ReliabilitySettings = ReliabilitySettings()
+    media: MediaSettings = MediaSettings()
 
     @model_validator(mode="after")
     def _check_redis_url(self) -> Settings:

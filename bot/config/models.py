@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.models import Capabilities, Kind, ModelCatalog, ModelSpec, Prices, Thinking
 
 if TYPE_CHECKING:
-    from bot.config import Settings
+    from bot.config import PersonaPreset, Settings
 
 __all__ = ["ModelEntry", "catalog_from_settings"]
 
@@ -56,7 +56,9 @@ def catalog_from_settings(settings: Settings) -> ModelCatalog:
     for a setting that can never work, warns about (and resolves) the rest."""
     from bot.config import ConfigError  # bot.config imports this module for its section
 
-    problem = _fatal(settings.models, settings.llm.model)
+    problem = _fatal(settings.models, settings.llm.model) or _preset_problem(
+        settings.personas, settings.models
+    )
     if problem is not None:
         raise ConfigError(problem)
     models = [
@@ -90,6 +92,27 @@ def _fatal(entries: Mapping[str, ModelEntry], default: str) -> str | None:
                 f"{_setting(name, 'max_tokens')}: the answer limit {model.max_tokens} leaves "
                 f"no room for a prompt in the context window of {model.context_window}"
             )
+    return None
+
+
+def _preset_problem(
+    presets: Mapping[str, PersonaPreset], entries: Mapping[str, ModelEntry]
+) -> str | None:
+    """A persona preset whose model could never answer."""
+    for name, preset in presets.items():
+        if preset.model is None:
+            continue
+        key = f"PERSONAS__{name.upper()}"
+        entry = entries.get(preset.model)
+        if entry is None:
+            return (
+                f"{key}__MODEL: {preset.model!r} is not in the model catalog "
+                "([models.*] in settings.toml)"
+            )
+        if entry.kind not in ("chat", "vision", "roleplay"):
+            return f"{key}__MODEL: {preset.model!r} cannot answer a chat (kind {entry.kind!r})"
+        if entry.kind == "roleplay" and not (preset.bot_name.strip() and preset.bot_info.strip()):
+            return f"{key}__BOT_NAME: a role-play preset needs bot_name and bot_info"
     return None
 
 

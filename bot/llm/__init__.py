@@ -2,7 +2,8 @@
 
 ``client`` is the entry point; ``request`` holds the options and builds the SDK call;
 ``events`` the typed stream events; ``transport`` and ``generation`` carry each request
-over aiohttp on the event loop; ``sse`` decodes Zhipu's event stream; ``errors`` maps
+over aiohttp on the event loop, and ``transcription`` a speech-to-text request
+(``GLMClient.transcribe``) the same way; ``sse`` decodes Zhipu's event stream; ``errors`` maps
 every failure to an ``ErrorKind`` and holds the retry policy. The SDK is imported only
 inside this package.
 """
@@ -18,6 +19,7 @@ from bot.llm.events import (
     TextDelta,
     Usage,
 )
+from bot.llm.images import Picture
 from bot.llm.request import GLMOptions, Messages
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "GLMError",
     "GLMOptions",
     "Messages",
+    "Picture",
     "ReasoningDelta",
     "SearchResult",
     "SearchResults",

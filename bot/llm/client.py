@@ -30,7 +30,9 @@ import zhipuai
 from bot.llm.errors import ErrorKind, GLMError, retry_policy
 from bot.llm.events import StreamEnd, StreamEvent, Usage
 from bot.llm.generation import Delta, Generation
+from bot.llm.images import Picture, fetch_picture, request_picture
 from bot.llm.request import GLMOptions, Messages, build_request
+from bot.llm.transcription import transcribe_once, transcription_call
 from bot.llm.transport import AiohttpTransport
 
 __all__ = ["GLMClient"]
@@ -148,6 +150,63 @@ class GLMClient:
         finally:
             generation.close()
 
+    async def transcribe(
+        self, audio: bytes, *, model: str, filename: str = "speech.wav", mime: str = "audio/wav"
+    ) -> str:
+        """The text spoken in ``audio`` (Zhipu takes .wav or .mp3); raises GLMError.
+
+        Retried like a stream's start, within a concurrency slot of its own; see
+        ``bot.llm.transcription`` for how it is sent."""
+        create = transcription_call(self._sdk, audio, model=model, filename=filename, mime=mime)
+        retrying = retry_policy(
+            attempts=self._retry_attempts,
+            max_seconds=self._retry_max_seconds,
+            initial_wait=self._retry_initial_wait,
+            log=logger,
+        )
+        give_up_at = asyncio.get_running_loop().time() + self._retry_max_seconds
+        tries = itertools.count()
+
+        async def attempt() -> str:
+            until = give_up_at if next(tries) else None
+            await self._take_slot()
+            try:
+                return await transcribe_once(
+                    create, secret=self._api_key, read_timeout=self._read_timeout, until=until
+                )
+            finally:
+                self._slots.release()
+
+        text: str = await retrying(attempt)
+        return text
+
+    async def draw(self, prompt: str, *, model: str, size: str | None = None) -> Picture:
+        """One picture drawn by an image model, fetched; raises GLMError.
+
+        It holds one of the ``max_concurrent`` slots (an upstream connection for the
+        seconds a picture takes, as an answer does) and follows the same retry policy;
+        cancelling it closes the connection."""
+        if self._closed:
+            raise RuntimeError("GLMClient is closed")
+        retrying = retry_policy(
+            attempts=self._retry_attempts,
+            max_seconds=self._retry_max_seconds,
+            initial_wait=self._retry_initial_wait,
+            log=logger,
+        )
+        async with self._slots:
+            self._transport.open()
+            url: str = await retrying(
+                request_picture,
+                self._sdk,
+                prompt,
+                model=model,
+                size=size,
+                secret=self._api_key,
+                read_timeout=self._read_timeout,
+            )
+            return await fetch_picture(self._transport, url, timeout=self._read_timeout)
+
     async def aclose(self) -> None:
         """Fail running generations and close the HTTP connections."""
         if self._closed:
@@ -179,8 +238,8 @@ class GLMClient:
             generation.close()
             raise
 
-    async def _begin(self) -> Generation:
-        """Take a slot (waiting for one) for a new generation."""
+    async def _take_slot(self) -> None:
+        """Take a slot (waiting for one), the transport open on this loop."""
         if self._closed:
             raise RuntimeError("GLMClient is closed")
         await self._slots.acquire()
@@ -191,6 +250,14 @@ class GLMClient:
             if loop is not None and loop is not asyncio.get_running_loop():
                 raise RuntimeError("GLMClient is bound to another event loop")
             self._transport.open()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def _begin(self) -> Generation:
+        """Take a slot (waiting for one) for a new generation."""
+        await self._take_slot()
+        try:
             generation = Generation(
                 secret=self._api_key,
                 read_timeout=self._read_timeout,

@@ -42,6 +42,9 @@ class GLMOptions:
     clear_thinking: bool | None = None
     # The built-in web search tool, with sources.
     web_search: bool = False
+    # Role-play models (charglm, emohaa): the character and the user, as Zhipu requires
+    # them (bot_name, bot_info, user_name, user_info).
+    meta: Mapping[str, str] | None = None
 
 
 def build_request(messages: Messages, options: GLMOptions) -> dict[str, Any]:
@@ -55,6 +58,8 @@ def build_request(messages: Messages, options: GLMOptions) -> dict[str, Any]:
     }
     if options.user_id is not None and 6 <= len(options.user_id) <= 128:
         request["user_id"] = options.user_id
+    if options.meta is not None:
+        request["meta"] = dict(options.meta)
     if options.web_search:
         request["tools"] = [copy.deepcopy(_WEB_SEARCH_TOOL)]
     # zhipuai 2.1.5 has no argument for these; extra_body is merged into the JSON body

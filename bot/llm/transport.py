@@ -30,7 +30,7 @@ from typing import TypeVar
 import aiohttp
 import httpx
 
-__all__ = ["AiohttpTransport", "Exchange", "to_httpx_error"]
+__all__ = ["AiohttpTransport", "Exchange", "read_whole", "to_httpx_error", "whole_response"]
 
 # Managed by aiohttp itself: the framing of the body it sends, the connection, and the
 # encodings it can decode (it decodes what it asks for, so httpx must not see them).
@@ -199,6 +199,34 @@ class AiohttpTransport(httpx.BaseTransport):
         if self._session is not None:
             await self._session.close()
 
+    async def fetch(self, url: str, *, max_bytes: int, timeout: float) -> tuple[bytes, str]:
+        """GET a file (a generated picture) on the shared session: its bytes and content
+        type. Raises httpx errors, as the SDK's requests would; ValueError when it is
+        larger than ``max_bytes``."""
+        session = self._session
+        if session is None:
+            raise httpx.ConnectError("the transport is not open")
+        proxy = self._proxy_for(httpx.URL(url))
+        try:
+            async with (
+                asyncio.timeout(timeout),
+                session.get(url, allow_redirects=True, proxy=proxy) as got,
+            ):
+                if got.status != 200:
+                    raise httpx.RemoteProtocolError(f"HTTP {got.status}")
+                if (got.content_length or 0) > max_bytes:
+                    raise ValueError(f"larger than {max_bytes} bytes")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in got.content.iter_chunked(1 << 16):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ValueError(f"larger than {max_bytes} bytes")
+                    chunks.append(chunk)
+                return b"".join(chunks), got.content_type
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise to_httpx_error(exc) from exc
+
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         exchange = _EXCHANGE.get()
         if exchange is None or self._loop is None:
@@ -258,9 +286,29 @@ class AiohttpTransport(httpx.BaseTransport):
                 response.close()
             raise
         response.release()
-        return httpx.Response(
-            response.status, headers=_headers(response), content=body, request=request
-        )
+        return whole_response(response, body, request)
+
+
+def whole_response(
+    response: aiohttp.ClientResponse, body: bytes, request: httpx.Request | None = None
+) -> httpx.Response:
+    """A response read whole on the loop, as httpx would hand it to the SDK."""
+    return httpx.Response(
+        response.status, headers=_headers(response), content=body, request=request
+    )
+
+
+async def read_whole(response: aiohttp.ClientResponse, timeout: float) -> httpx.Response:
+    """A successful response read whole (a small JSON body), as httpx would hand it to
+    the SDK; the connection goes back to the pool. Raises httpx errors."""
+    try:
+        async with asyncio.timeout(timeout):
+            body = await response.read()
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        response.close()
+        raise to_httpx_error(exc) from exc
+    response.release()
+    return whole_response(response, body)
 
 
 def _headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:

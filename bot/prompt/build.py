@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.messages import ImagePart, Message, Part, TextPart
+from bot.messages import ImagePart, Message, TextPart
 from bot.prompt.tokens import (
+    IMAGE_TOKENS,
     MAX_TOKENS_PER_CHAR,
     MESSAGE_OVERHEAD,
     fitting_prefix_length,
@@ -16,8 +17,10 @@ from bot.prompt.tokens import (
 )
 
 __all__ = [
+    "IMAGE_GONE",
     "MIN_PROMPT_BUDGET",
     "Prompt",
+    "attachable_images",
     "build_prompt",
     "request_message",
     "truncate_to_tokens",
@@ -25,6 +28,10 @@ __all__ = [
 
 # The smallest budget that still fits a user message of at least one character.
 MIN_PROMPT_BUDGET = MESSAGE_OVERHEAD + MAX_TOKENS_PER_CHAR
+
+# Stands in for the images of a message when none of them can be sent: GLM takes no
+# empty content, and the model should know something was there.
+IMAGE_GONE = "[an image that is no longer available]"
 
 # Characters that attach to the one before (joiners, variation selectors, combining
 # marks, skin tones): cutting before them would leave a broken emoji or a bare letter.
@@ -67,23 +74,49 @@ def _fit(text: str, limit: int) -> tuple[str, int]:
     return cut, message_tokens(cut) if cut else 0
 
 
-def _request_part(part: Part, images: Mapping[str, str]) -> dict[str, Any] | None:
-    if isinstance(part, TextPart):
-        return {"type": "text", "text": part.text}
-    data = images.get(part.ref)
-    return None if data is None else {"type": "image_url", "image_url": {"url": data}}
+def _image_refs(message: Message) -> list[str]:
+    return [part.ref for part in message.parts if isinstance(part, ImagePart)]
+
+
+def attachable_images(history: Sequence[Message], user: Message, limit: int) -> list[str]:
+    """The images worth fetching for a prompt: all of the new message's, then the newest
+    `limit` of the history's (older ones go as text only)."""
+    refs = _image_refs(user)
+    earlier: list[str] = []
+    for message in reversed(history):
+        for ref in reversed(_image_refs(message)):
+            if len(earlier) >= limit:
+                return refs + earlier
+            if ref not in earlier and ref not in refs:
+                earlier.append(ref)
+    return refs + earlier
+
+
+def _cost(message: Message, images: Mapping[str, str]) -> int:
+    """Estimated tokens of a message as sent: its text and the images that go with it."""
+    return message.tokens + IMAGE_TOKENS * sum(ref in images for ref in _image_refs(message))
 
 
 def request_message(message: Message, images: Mapping[str, str] | None = None) -> dict[str, Any]:
     """A message as GLM takes it: a string for text alone, else a list of parts.
 
     `images` maps an image reference to its base64 data; an image without data (no
-    longer fetchable) is left out, and the turn goes on with the text.
+    longer fetchable, or beyond the images a prompt takes) is left out, and the turn
+    goes on with the text.
     """
     if message.text_only:
         return {"role": message.role, "content": message.text}
-    parts = [_request_part(part, images or {}) for part in message.parts]
-    return {"role": message.role, "content": [part for part in parts if part is not None]}
+    images = images or {}
+    content: list[dict[str, Any]] = []
+    for part in message.parts:
+        if isinstance(part, TextPart):
+            content.append({"type": "text", "text": part.text})
+        elif part.ref in images:
+            content.append({"type": "image_url", "image_url": {"url": images[part.ref]}})
+    if all(item["type"] == "text" for item in content):
+        # nothing to see (any more): plain text, never an empty list
+        return {"role": message.role, "content": message.text or IMAGE_GONE}
+    return {"role": message.role, "content": content}
 
 
 def _with_text(message: Message, text: str, tokens: int) -> Message:
@@ -109,12 +142,12 @@ def _fit_both(
     return persona, persona_cost, user, user_cost
 
 
-def _history_start(history: Sequence[Message], room: int) -> int:
+def _history_start(history: Sequence[Message], room: int, images: Mapping[str, str]) -> int:
     """Where the newest history that fits `room` starts."""
     start = len(history)
-    while start > 0 and history[start - 1].tokens <= room:
+    while start > 0 and _cost(history[start - 1], images) <= room:
         start -= 1
-        room -= history[start].tokens
+        room -= _cost(history[start], images)
     # GLM expects the conversation to open with a user turn after the system prompt
     while start < len(history) and history[start].role == "assistant":
         start += 1
@@ -137,7 +170,11 @@ def build_prompt(
     persona is cut only when it takes more than half the budget next to it. History is
     added newest first while it fits, and a leading assistant message is dropped so the
     history starts with a user turn. Token counts are the given ones (`persona_tokens`,
-    `Message.tokens`), recomputed only for cut texts.
+    `Message.tokens`), recomputed only for cut texts; each image sent adds IMAGE_TOKENS.
+
+    `images` maps image references to their base64 data: the images of the new message
+    and of the kept history found there are sent (those of the new message first, as
+    many as fit), the others are left out.
 
     Raises ValueError if `budget_tokens` < MIN_PROMPT_BUDGET or `user` is not a user
     message.
@@ -147,12 +184,15 @@ def build_prompt(
     if user.role != "user":
         raise ValueError("the new message must have role 'user'")
 
+    images = _fitting_images(user, images or {}, budget_tokens)
+    user_images = _cost(user, images) - user.tokens
     persona_text = persona or ""
     persona_cost = persona_tokens if persona_text else 0
     persona_text, persona_cost, user_text, user_cost = _fit_both(
-        persona_text, persona_cost, user.text, user.tokens, budget_tokens
+        persona_text, persona_cost, user.text, user.tokens, budget_tokens - user_images
     )
-    start = _history_start(history, budget_tokens - persona_cost - user_cost)
+    user_cost += user_images
+    start = _history_start(history, budget_tokens - persona_cost - user_cost, images)
     kept = history[start:]
 
     messages: list[dict[str, Any]] = []
@@ -161,12 +201,23 @@ def build_prompt(
     messages.extend(request_message(m, images) for m in kept)
     user_truncated = user_text != user.text
     if user_truncated:
-        user = _with_text(user, user_text, user_cost)
+        user = _with_text(user, user_text, user_cost - user_images)
     messages.append(request_message(user, images))
     return Prompt(
         messages=messages,
-        estimated_tokens=persona_cost + sum(m.tokens for m in kept) + user_cost,
+        estimated_tokens=persona_cost + sum(_cost(m, images) for m in kept) + user_cost,
         user_truncated=user_truncated,
         dropped_messages=start,
         persona_truncated=persona_text != (persona or ""),
     )
+
+
+def _fitting_images(user: Message, images: Mapping[str, str], budget: int) -> Mapping[str, str]:
+    """`images` less those of the new message beyond what the budget holds next to at
+    least one character of its text (its first images are kept)."""
+    room = max(0, (budget - MIN_PROMPT_BUDGET) // IMAGE_TOKENS)
+    own = [ref for ref in _image_refs(user) if ref in images]
+    if len(own) <= room:
+        return images
+    dropped = set(own[room:])
+    return {ref: data for ref, data in images.items() if ref not in dropped}

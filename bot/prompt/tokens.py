@@ -15,6 +15,7 @@ import math
 import re
 
 __all__ = [
+    "IMAGE_TOKENS",
     "MAX_TOKENS_PER_CHAR",
     "MESSAGE_OVERHEAD",
     "TokenCalibration",
@@ -25,6 +26,10 @@ __all__ = [
 
 # Role markers and separators the chat template wraps around every message.
 MESSAGE_OVERHEAD = 4
+# One image in a prompt. GLM-4.1V/4.5V/4.6V read one token per 28x28 pixels (14 px
+# patches merged 2x2: the GLM-4.1V image processor in Hugging Face transformers,
+# models/glm4v): a 1280x960 Telegram photo is 46x35 = 1610 tokens, a 2048x1536 one 4070.
+IMAGE_TOKENS = 2048
 # No single character is estimated above this (a one-letter word or an emoji); callers
 # use it to know the smallest budget that still fits a non-empty message.
 MAX_TOKENS_PER_CHAR = 2

@@ -82,15 +82,8 @@ class DraftWriter(WriterBase):
         # a draft costs no message budget: it may follow the reasoning as it grows
         return thinking_part(reasoning)
 
-    async def finish(
-        self, markdown: str, *, footer: str | None = None, reasoning: str | None = None
-    ) -> None:
+    async def _final(self, markdown: str, footer: str | None, reasoning: str | None) -> None:
         """Send the final answer as real messages (the draft then disappears)."""
-        if self._finished:
-            log.warning("finish() called twice for chat %s", self._target.chat_id)
-            return
-        self._finished = True
-        await self._stop_loop()
         if self._fallback is not None:
             await self._fallback.finish(markdown, footer=footer, reasoning=reasoning)
         else:

@@ -42,16 +42,20 @@ _PLAIN_LIMIT = 3000
 
 
 class Typing:
-    """The "typing…" chat action, repeated until stopped (at the first visible text).
+    """The "typing…" chat action (or another, e.g. "upload_photo"), repeated until
+    stopped (at the first visible text).
 
     Not aiogram's ChatActionSender: its worker dies on the first failed call, leaving an
     exception nobody retrieves, and its calls would not be counted in ``api_calls``.
     """
 
-    def __init__(self, outlet: Outlet, target: Target, stats: Stats) -> None:
+    def __init__(
+        self, outlet: Outlet, target: Target, stats: Stats, action: str = "typing"
+    ) -> None:
         self._bot = outlet.bot
         self._target = target
         self._stats = stats
+        self._action = action
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
 
@@ -72,7 +76,7 @@ class Typing:
             try:
                 await self._bot.send_chat_action(
                     chat_id=self._target.chat_id,
-                    action="typing",
+                    action=self._action,
                     message_thread_id=self._target.thread_id,
                 )
             except Exception as exc:  # a missing "typing…" is not worth more than a line
@@ -154,6 +158,21 @@ class WriterBase(ABC):
             self._task = asyncio.create_task(
                 self._run_logged(), name=f"stream-{self._target.chat_id}"
             )
+
+    async def finish(
+        self, markdown: str, *, footer: str | None = None, reasoning: str | None = None
+    ) -> None:
+        """Deliver the final answer completely (all parts), retrying flood limits."""
+        if self._finished:
+            log.warning("finish() called twice for chat %s", self._target.chat_id)
+            return
+        self._finished = True
+        await self._stop_loop()
+        await self._final(markdown, footer, reasoning)
+
+    @abstractmethod
+    async def _final(self, markdown: str, footer: str | None, reasoning: str | None) -> None:
+        """Send the final answer, the loop being stopped."""
 
     async def aclose(self) -> None:
         """Cancel background work without sending anything; idempotent."""
@@ -239,15 +258,7 @@ class EditWriter(WriterBase):
     def message_ids(self) -> list[int]:
         return self._chain.message_ids
 
-    async def finish(
-        self, markdown: str, *, footer: str | None = None, reasoning: str | None = None
-    ) -> None:
-        """Deliver the final answer completely (all parts), retrying flood limits."""
-        if self._finished:
-            log.warning("finish() called twice for chat %s", self._target.chat_id)
-            return
-        self._finished = True
-        await self._stop_loop()
+    async def _final(self, markdown: str, footer: str | None, reasoning: str | None) -> None:
         await self._deliver_final(self._chain, markdown, footer, reasoning)
 
     def _in_call(self) -> bool:

@@ -1,15 +1,16 @@
 """Answering one turn, as a plain sequence of steps:
 
+    read     a voice message or document first (`bot.turns.inputs`); an album's photos
     load     the persona, the chat's preferences and the newest history (one read)
-    model    the chat's model, and with it the prompt budget and answer limit
-    prompt   the messages for GLM within that budget (`bot.prompt.build`)
+    plan     the model, the images, the prompt within the model's budget and the options
+             (`bot.turns.plan`)
     stream   GLM's answer into the writer (once more, shorter, if the prompt was too long)
     outcome  how it ended, and from the table in `bot.turns.outcomes` what that means
     store    question and answer, when the ending keeps them
     finish   the final message, with its notes
 
-The queue (`bot.turns.queue`) runs one answer at a time per conversation and can stop
-it through its `AnswerRun`.
+/image turns draw instead (`bot.turns.pictures`). The queue (`bot.turns.queue`) runs one
+answer at a time per conversation and can stop it through its `AnswerRun`.
 """
 
 from __future__ import annotations
@@ -17,18 +18,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 
 from bot.history import ConversationContext, HistoryStore, HistoryUnavailable
-from bot.llm import ErrorKind, GLMError, GLMOptions
+from bot.llm import ErrorKind, GLMError
 from bot.messages import Message
-from bot.models import ModelCatalog, ModelSpec
+from bot.models import ModelCatalog
 from bot.preferences import Preferences
-from bot.prompt.build import Prompt, build_prompt
-from bot.prompt.tokens import TokenCalibration, message_tokens
+from bot.prompt.build import Prompt
+from bot.prompt.tokens import TokenCalibration
 from bot.texts import text
+from bot.turns.inputs import cut_note, fit_attachment, prepare
 from bot.turns.outcomes import ENDINGS, ERROR_NOTES, STOPPED_EMPTY, decide
+from bot.turns.pictures import Pictures
+from bot.turns.plan import Planner, TurnPlan
 from bot.turns.sources import cite, with_sources
-from bot.turns.stream import AnswerRun, generate, options_for
+from bot.turns.stream import AnswerRun, generate
 from bot.turns.types import (
     AnsweredHook,
     AnswerResult,
@@ -36,6 +41,7 @@ from bot.turns.types import (
     ChatModel,
     Outcome,
     OwnerAlert,
+    PreparationRefused,
     Turn,
 )
 
@@ -53,70 +59,47 @@ class Answerer:
         *,
         store: HistoryStore,
         model: ChatModel,
+        planner: Planner,
         models: ModelCatalog,
-        default_persona: str = "",
-        calibration: TokenCalibration | None = None,
+        calibration: TokenCalibration,
         on_owner_alert: OwnerAlert | None = None,
         on_answered: AnsweredHook | None = None,
+        pictures: Pictures | None = None,
     ) -> None:
         self._store = store
         self._model = model
+        self._planner = planner
         self._models = models
-        self._default_persona = default_persona
-        self._default_persona_tokens = message_tokens(default_persona) if default_persona else 0
-        self._calibration = calibration or TokenCalibration()
+        self._calibration = calibration
         self._on_owner_alert = on_owner_alert
         self._on_answered = on_answered
+        self._pictures = pictures
 
     async def answer(self, turn: Turn, writer: AnswerWriter, run: AnswerRun) -> AnswerResult:
-        question = turn.question()
+        if turn.picture and self._pictures is not None:
+            result = await self._pictures.draw(turn, writer, run, alert=self._alert)
+            await self._answered(turn, result)
+            return result
+        if turn.arriving is not None:  # an album: the rest of its photos
+            turn = replace(turn, parts=await turn.arriving.collected(), arriving=None)
+        try:
+            turn, writer = await prepare(turn, writer)
+        except (PreparationRefused, GLMError) as refused:
+            return await self._refuse(turn, writer, refused)
+        question = fit_attachment(turn, self._models.largest_prompt_budget).question()
         try:
             context = await self._load(turn, question, shrink=1)
         except HistoryUnavailable:
             log.warning("history unavailable for chat %s", turn.key.chat_id)
-            await writer.finish("", footer=text("storage_unavailable", turn.language))
-            return AnswerResult(Outcome.FAILED)
-        preferences = Preferences.parse(context.preferences)
-        model = self._models.for_turn(preferences.model, search=turn.search)
-        result = AnswerResult(Outcome.FAILED, model=model.name)
-        prompt = self._prompt(context, question, model, shrink=1)
-        options = options_for(model, preferences, turn)
-        error = await self._stream(turn, question, model, options, prompt, writer, run, result)
+            return await self._unanswered(turn, writer, "storage_unavailable")
+        plan = await self._planner.plan(turn, context)
+        if isinstance(plan, str):  # the question's own image cannot be seen
+            return await self._unanswered(turn, writer, plan)
+        result = AnswerResult(Outcome.FAILED, model=plan.model.name)
+        error = await self._stream(plan, writer, run, result)
         run.settled = True
-        end = run.end
-        result.outcome = decide(
-            stopped=run.stopped,
-            failed=error is not None,
-            text=run.text,
-            finish_reason=end.finish_reason if end else None,
-        )
-        result.answer = run.text
-        result.reasoning = run.reasoning
-        result.finished_at = time.monotonic()
-        result.error = error.kind if error is not None else None
-        result.finish_reason = end.finish_reason if end else None
-        if result.outcome is Outcome.COMPLETED and end is not None:
-            result.usage = end.usage
-            if end.usage is not None:
-                self._calibration.observe(prompt.estimated_tokens, end.usage.prompt_tokens)
-        notes = await self._notes(turn, prompt, result, error)
-        # A completed answer with no text (cut at `length` while reasoning) is not kept:
-        # the user is asked to ask again, and a placeholder would read as the model's words.
-        if ENDINGS[result.outcome].stored and (run.text or result.outcome is Outcome.STOPPED):
-            # sources as plain numbers: their links are for the user, not the model
-            reply = cite(run.text, ()) or STOPPED_EMPTY
-            if not await self._store_turn(turn, question, reply):
-                notes.append(text("history_not_saved", turn.language))
-            else:
-                result.stored = True
-        await writer.finish(
-            with_sources(run.text, run.sources, text("sources", turn.language)),
-            footer="\n".join(notes) or None,
-            reasoning=_shown_reasoning(run.reasoning, preferences),
-        )
-        result.first_visible_at = writer.first_visible_at
-        result.api_calls = writer.api_calls
-        await self._answered(turn, result)
+        self._settle(result, run, error, plan.prompt)
+        await self._finish(plan, writer, run, result, error)
         return result
 
     async def skip(self, turn: Turn, writer: AnswerWriter) -> AnswerResult:
@@ -128,6 +111,25 @@ class Answerer:
         await self._answered(turn, result)
         return result
 
+    async def _refuse(
+        self, turn: Turn, writer: AnswerWriter, refused: PreparationRefused | GLMError
+    ) -> AnswerResult:
+        """A voice message or document that cannot be answered: its user is told why."""
+        if isinstance(refused, GLMError):
+            result = AnswerResult(Outcome.FAILED, error=refused.kind)
+            note = text(await self._error_note(turn, refused, None), turn.language)
+        else:
+            result = AnswerResult(Outcome.FAILED)
+            note = text(refused.key, turn.language, **refused.values)
+        result.finished_at = time.monotonic()
+        await writer.finish("", footer=note)
+        await self._answered(turn, result)
+        return result
+
+    async def _unanswered(self, turn: Turn, writer: AnswerWriter, note: str) -> AnswerResult:
+        await writer.finish("", footer=text(note, turn.language))
+        return AnswerResult(Outcome.FAILED)
+
     # -- the steps -----------------------------------------------------------------------
 
     async def _load(self, turn: Turn, question: Message, *, shrink: int) -> ConversationContext:
@@ -136,51 +138,31 @@ class Answerer:
         budget = self._calibration.unscale(self._models.largest_prompt_budget // shrink)
         # The store subtracts a stored persona itself; the question and a default persona
         # are ours to leave room for, so no history is read only to be dropped.
-        history_budget = max(0, budget - question.tokens - self._default_persona_tokens)
-        return await self._store.load_context(turn.key, history_budget)
-
-    def _prompt(
-        self, context: ConversationContext, question: Message, model: ModelSpec, *, shrink: int
-    ) -> Prompt:
-        if context.persona is not None:
-            persona, persona_tokens = context.persona.text, context.persona.tokens
-        else:
-            persona, persona_tokens = self._default_persona, self._default_persona_tokens
-        return build_prompt(
-            persona=persona or None,
-            persona_tokens=persona_tokens,
-            history=context.messages,
-            user=question,
-            budget_tokens=self._calibration.unscale(model.prompt_budget // shrink),
-        )
+        reserved = question.tokens + self._planner.default_persona_tokens
+        return await self._store.load_context(turn.key, max(0, budget - reserved))
 
     async def _stream(
-        self,
-        turn: Turn,
-        question: Message,
-        model: ModelSpec,
-        options: GLMOptions,
-        prompt: Prompt,
-        writer: AnswerWriter,
-        run: AnswerRun,
-        result: AnswerResult,
+        self, plan: TurnPlan, writer: AnswerWriter, run: AnswerRun, result: AnswerResult
     ) -> GLMError | None:
         """Stream the answer; the error it ended with, if any. A prompt GLM finds too
         long is tried once more at half the budget, if no text was shown yet."""
+        prompt = plan.prompt
         for attempt in (1, 2):
             result.request_sent_at = time.monotonic()
             result.estimated_prompt_tokens = self._calibration.scale(prompt.estimated_tokens)
             try:
-                await generate(self._model, prompt.messages, options, writer, run, result)
+                await generate(self._model, prompt.messages, plan.options, writer, run, result)
                 return None
             except GLMError as exc:
                 if exc.kind is not ErrorKind.PROMPT_TOO_LONG or attempt == 2 or run.text:
                     return exc
                 try:
-                    context = await self._load(turn, question, shrink=2)
+                    context = await self._load(plan.turn, plan.question, shrink=2)
                 except HistoryUnavailable:
                     return exc
-                prompt = self._prompt(context, question, model, shrink=2)
+                prompt = self._planner.prompt(
+                    context, plan.question, plan.model, plan.images, shrink=2
+                )
             except asyncio.CancelledError:
                 current = asyncio.current_task()
                 if not run.stopped or (current is not None and current.cancelling()):
@@ -188,11 +170,61 @@ class Answerer:
                 return None
         return None  # not reached: the second attempt returns
 
+    def _settle(
+        self, result: AnswerResult, run: AnswerRun, error: GLMError | None, prompt: Prompt
+    ) -> None:
+        """How the answer ended, into `result`."""
+        end = run.end
+        result.finish_reason = end.finish_reason if end else None
+        result.outcome = decide(
+            stopped=run.stopped,
+            failed=error is not None,
+            text=run.text,
+            finish_reason=result.finish_reason,
+        )
+        result.answer = run.text
+        result.reasoning = run.reasoning
+        result.finished_at = time.monotonic()
+        result.error = error.kind if error is not None else None
+        if result.outcome is Outcome.COMPLETED and end is not None:
+            result.usage = end.usage
+            if end.usage is not None:
+                self._calibration.observe(prompt.estimated_tokens, end.usage.prompt_tokens)
+
+    async def _finish(
+        self,
+        plan: TurnPlan,
+        writer: AnswerWriter,
+        run: AnswerRun,
+        result: AnswerResult,
+        error: GLMError | None,
+    ) -> None:
+        """Store what the ending keeps, send the final message, report the answer."""
+        turn = plan.turn
+        notes = await self._notes(turn, plan.prompt, result, error)
+        # A completed answer with no text (cut at `length` while reasoning) is not kept:
+        # the user is asked to ask again, and a placeholder would read as the model's words.
+        if ENDINGS[result.outcome].stored and (run.text or result.outcome is Outcome.STOPPED):
+            # sources as plain numbers: their links are for the user, not the model
+            reply = cite(run.text, ()) or STOPPED_EMPTY
+            result.stored = await self._store_turn(turn, plan.question, reply)
+            if not result.stored:
+                notes.append(text("history_not_saved", turn.language))
+        await writer.finish(
+            with_sources(run.text, run.sources, text("sources", turn.language)),
+            footer="\n".join(notes) or None,
+            reasoning=_shown_reasoning(run.reasoning, plan.preferences),
+        )
+        result.first_visible_at = writer.first_visible_at
+        result.api_calls = writer.api_calls
+        await self._answered(turn, result)
+
     async def _notes(
         self, turn: Turn, prompt: Prompt, result: AnswerResult, error: GLMError | None
     ) -> list[str]:
         """The lines shown under the answer."""
         keys: list[str] = []
+        cut = cut_note(turn)
         if prompt.user_truncated:
             keys.append("question_truncated")
         ending = ENDINGS[result.outcome].note
@@ -204,10 +236,11 @@ class Answerer:
             keys.append("cut_at_length" if result.answer else "length_no_content")
         elif result.outcome is Outcome.COMPLETED and not result.answer:
             keys.append("empty_answer")
-        return [text(key, turn.language) for key in keys]
+        notes = [text(key, turn.language) for key in keys]
+        return notes if cut is None else [cut, *notes]
 
-    async def _error_note(self, turn: Turn, error: GLMError, prompt: Prompt) -> str:
-        if error.kind is ErrorKind.BAD_REQUEST:
+    async def _error_note(self, turn: Turn, error: GLMError, prompt: Prompt | None) -> str:
+        if error.kind is ErrorKind.BAD_REQUEST and prompt is not None:
             # A malformed request is our bug: log its shape, never the content.
             shape = [(m["role"], len(m["content"])) for m in prompt.messages]
             log.error("GLM rejected a request (%s): roles and lengths %s", error, shape)

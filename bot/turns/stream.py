@@ -22,6 +22,7 @@ from bot.llm import (
 )
 from bot.models import ModelSpec
 from bot.preferences import Preferences
+from bot.roleplay import Character, meta
 from bot.turns.sources import cite
 from bot.turns.types import AnswerResult, AnswerWriter, ChatModel, Turn
 
@@ -56,10 +57,13 @@ class AnswerRun:
         return True
 
 
-def options_for(model: ModelSpec, preferences: Preferences, turn: Turn) -> GLMOptions:
-    """The request options of a turn: the model's limits, and the chat's choices where
-    the model supports them."""
+def options_for(
+    model: ModelSpec, preferences: Preferences, turn: Turn, character: Character | None = None
+) -> GLMOptions:
+    """The request options of a turn: the model's limits, the chat's choices where the
+    model supports them, and for a role-play model the character and the user."""
     able = model.capabilities
+    roleplay = character if model.kind == "roleplay" else None
     return GLMOptions(
         model=model.name,
         max_tokens=model.max_tokens,
@@ -67,6 +71,7 @@ def options_for(model: ModelSpec, preferences: Preferences, turn: Turn) -> GLMOp
         thinking=preferences.thinking if able.thinking == "optional" else None,
         reasoning_effort=preferences.reasoning_effort if able.reasoning_effort else None,
         web_search=able.web_search and (turn.search or bool(preferences.web_search)),
+        meta=meta(roleplay, turn.user_name) if roleplay is not None else None,
     )
 
 

@@ -15,7 +15,8 @@ written, and its last user message to tell requests apart) and ``POST /_fake/res
 after the first-token delay, then the answer.
 
 Every request body is kept in ``requests`` (thinking, extra_body fields, tools and image
-parts arrive there as Zhipu would see them).
+parts arrive there as Zhipu would see them). Image generation is ``images``
+(``tests.fakes.glm_images``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.glm_audio import Transcriptions
+from tests.fakes.glm_images import FakeImages
 from tests.fakes.glm_requests import text_of, validate_body
 
 __all__ = [
@@ -184,6 +187,9 @@ class FakeGLM:
         self.completed = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        # speech recognition (tests/fakes/glm_audio.py)
+        self.transcriptions = Transcriptions(self._notify)
+        self.images = FakeImages(self._notify)
 
     # lifecycle
 
@@ -193,6 +199,8 @@ class FakeGLM:
         app.router.add_post("/_fake/reset", self._reset)
         app.router.add_get("/_fake/timings", self._timings)
         app.router.add_post("/{prefix:.*}chat/completions", self._completions)
+        app.router.add_post("/{prefix:.*}audio/transcriptions", self.transcriptions.handle)
+        self.images.add_routes(app)
         # handler_cancellation: a client that goes away cancels its handler even while it
         # sleeps between tokens, which is how stalled and slow streams notice the disconnect.
         self._runner = web.AppRunner(
@@ -237,6 +245,8 @@ class FakeGLM:
         self.cancelled = 0
         self.completed = 0
         self.max_in_flight = self.in_flight
+        self.transcriptions.reset()
+        self.images.reset()
         self._notify()
 
     # waiting (tests)

@@ -9,6 +9,9 @@ __all__ = ["text_of", "validate_body"]
 _VALID_ROLES = frozenset({"system", "user", "assistant", "tool"})
 _TOOL_TYPES = frozenset({"function", "web_search", "retrieval", "mcp"})
 _EFFORTS = frozenset({"none", "minimal", "low", "medium", "high", "xhigh", "max"})
+# Role-play models refuse a request without the character and the user (glm-api.md).
+_ROLEPLAY_MODELS = ("charglm", "emohaa")
+_META_FIELDS = ("user_info", "bot_info", "bot_name", "user_name")
 
 
 def validate_body(body: Any) -> str | None:
@@ -36,7 +39,18 @@ def validate_body(body: Any) -> str | None:
             return f"messages[{i}] is a system message after index 0"
     if all(m.get("role") == "system" for m in messages):
         return "messages hold only a system message"
+    if model.startswith(_ROLEPLAY_MODELS) and (problem := _meta_problem(body.get("meta"))):
+        return problem
     return _options_problem(body)
+
+
+def _meta_problem(meta: Any) -> str | None:
+    if not isinstance(meta, dict):
+        return "a role-play model needs meta"
+    missing = [
+        name for name in _META_FIELDS if not isinstance(meta.get(name), str) or not meta[name]
+    ]
+    return f"meta lacks {', '.join(missing)}" if missing else None
 
 
 def _parts_problem(parts: list[Any]) -> str | None:

@@ -35,7 +35,8 @@ from typing import Any
 from aiohttp import ClientSession, ClientTimeout, web
 
 from tests.fakes.telegram_control import ControlApi, parse_args
-from tests.fakes.telegram_feed import UpdateFeeder
+from tests.fakes.telegram_files import Upload
+from tests.fakes.telegram_media import MediaFeeder
 from tests.fakes.telegram_methods import ApiError, AsyncHandler, Handler
 from tests.fakes.telegram_state import MEMBER_STATUSES, ApiCall, Draft, Limits, SentMessage
 
@@ -78,7 +79,7 @@ def _decode_param(name: str, value: Any) -> Any:
     return value
 
 
-class FakeTelegram(UpdateFeeder):
+class FakeTelegram(MediaFeeder):
     """In-process Bot API server on 127.0.0.1 with observable state and fault injection."""
 
     def __init__(
@@ -103,6 +104,7 @@ class FakeTelegram(UpdateFeeder):
         self._host = host
         self._port = port
         self._init_methods()
+        self._init_files()
         self.calls: list[ApiCall] = []
         self._calls_by_method: dict[str, list[ApiCall]] = {}
         self.method_counts: Counter[str] = Counter()
@@ -114,7 +116,8 @@ class FakeTelegram(UpdateFeeder):
         self._runner: web.AppRunner | None = None
         self._client: ClientSession | None = None
         self._base_url: str | None = None
-        sync, async_ = self._sync_handlers(), self._async_handlers()
+        sync = {**self._sync_handlers(), **self._file_handlers()}
+        async_ = self._async_handlers()
         self._methods: dict[str, tuple[str, Handler | None, AsyncHandler | None]] = {
             name.lower(): (name, sync.get(name), async_.get(name)) for name in [*sync, *async_]
         }
@@ -132,6 +135,7 @@ class FakeTelegram(UpdateFeeder):
             return
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle_bot_request)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file_download)
         ControlApi(self).add_routes(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await runner.setup()
@@ -346,6 +350,7 @@ class FakeTelegram(UpdateFeeder):
         self.webhook_deliveries = 0
         self._rejected_429 = 0
         self._injected.clear()
+        self._init_files()
         self.timeline.reset()
         self._notify_change()
 
@@ -364,7 +369,11 @@ class FakeTelegram(UpdateFeeder):
             else:
                 form = await request.post()
                 for key, value in form.items():
-                    params[key] = value if isinstance(value, str) else f"<file {key}>"
+                    params[key] = (
+                        value
+                        if isinstance(value, str)
+                        else Upload(value.filename, value.content_type, value.file.read())
+                    )
         return {key: _decode_param(key, value) for key, value in params.items()}
 
     async def _handle_bot_request(self, request: web.Request) -> web.Response:

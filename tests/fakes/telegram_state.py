@@ -48,6 +48,7 @@ class SentMessage:
     history: list[str] = field(default_factory=list)
     date: int = 0
     edit_date: int | None = None
+    photo: list[dict[str, Any]] | None = None  # a sendPhoto: its sizes; text is the caption
 
 
 @dataclass
@@ -253,10 +254,17 @@ class StateBase:
             "from": self.bot_user,
             "chat": chat.as_dict(),
             "date": sent.date,
-            "text": sent.text,
         }
-        if sent.entities:
-            message["entities"] = sent.entities
+        if sent.photo is not None:
+            message["photo"] = sent.photo
+            if sent.text:
+                message["caption"] = sent.text
+            if sent.entities:
+                message["caption_entities"] = sent.entities
+        else:
+            message["text"] = sent.text
+            if sent.entities:
+                message["entities"] = sent.entities
         if sent.message_thread_id is not None and (chat.is_forum or chat.type == "private"):
             message["message_thread_id"] = sent.message_thread_id
             message["is_topic_message"] = True

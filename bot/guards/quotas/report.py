@@ -89,7 +89,8 @@ def render_user_report(report: UsageReport, language: str | None) -> str:
     )
     if report.by_model:
         lines.append(text("usage_models", language))
-        lines += [_row(name, totals, language) for name, totals in report.by_model]
+        pictures = report.picture_models
+        lines += [_row(name, totals, language, pictures) for name, totals in report.by_model]
     if report.chat_today is not None and report.chat_month is not None:
         lines.append("")
         lines += _section(
@@ -103,9 +104,15 @@ def render_user_report(report: UsageReport, language: str | None) -> str:
     return "\n".join(lines)
 
 
-def _row(name: str, totals: Totals, language: str | None) -> str:
-    tokens = count("tokens", totals.tokens, language)
-    return text("usage_row", language, name=name, tokens=tokens, cost=_cost(totals))
+def _row(
+    name: str, totals: Totals, language: str | None, pictures: frozenset[str] = frozenset()
+) -> str:
+    # an image model is counted per picture (each one request), not in tokens
+    if name in pictures:
+        amount = count("pictures", totals.requests, language)
+    else:
+        amount = count("tokens", totals.tokens, language)
+    return text("usage_row", language, name=name, tokens=amount, cost=_cost(totals))
 
 
 def render_bot_report(report: BotReport, language: str | None) -> str:
@@ -116,7 +123,8 @@ def render_bot_report(report: BotReport, language: str | None) -> str:
     ]
     if report.models:
         lines += ["", text("usage_models", language)]
-        lines += [_row(name, totals, language) for name, totals in report.models]
+        pictures = report.picture_models
+        lines += [_row(name, totals, language, pictures) for name, totals in report.models]
     if report.chats:
         lines += ["", text("usage_top_chats", language)]
         lines += [

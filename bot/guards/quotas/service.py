@@ -43,6 +43,8 @@ class UsageReport:
     resets_in: float
     # the person's month by model, most tokens first (models they used only)
     by_model: list[tuple[str, Totals]] = dataclasses.field(default_factory=list)
+    # the models among them that draw pictures (counted per picture, not in tokens)
+    picture_models: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,7 @@ class BotReport:
     month: Totals
     models: list[tuple[str, Totals]]
     chats: list[tuple[int, Totals]]
+    picture_models: frozenset[str] = frozenset()
 
 
 class QuotaService:
@@ -92,8 +95,13 @@ class QuotaService:
 
     async def on_answered(self, turn: Turn, result: AnswerResult) -> None:
         """The conversation's hook after each answer: charge what GLM reported to the
-        model that answered. Reasoning is output: it is part of the completion tokens
-        (and so of the cost), and counted on its own as well."""
+        model that answered; pictures (/image) per picture. Reasoning is output: it is part
+        of the completion tokens (and so of the cost), and counted on its own as well."""
+        if result.pictures:
+            await self.charge_pictures(
+                turn.user_id, turn.key.chat_id, result.model, count=result.pictures
+            )
+            return
         if result.usage is not None:
             prompt, completion = result.usage.prompt_tokens, result.usage.completion_tokens
             reasoning = result.usage.reasoning_tokens
@@ -140,12 +148,23 @@ class QuotaService:
             cost_micros=self.cost_micros(model, prompt_tokens, completion_tokens),
             reasoning_tokens=reasoning_tokens,
         )
+        await self._record(charge)
+
+    async def charge_pictures(self, user_id: int, chat_id: int, model: str, *, count: int) -> None:
+        """Count pictures drawn: one request each, at the model's price per picture. They
+        add no tokens: the daily token quota admits /image but is not spent by it."""
+        spec = self._models.get(model)
+        each = round((spec.prices.image if spec is not None else 0.0) * 1_000_000)
+        for _ in range(count):
+            await self._record(Charge(user_id, chat_id, model, 0, 0, each))
+
+    async def _record(self, charge: Charge) -> None:
         try:
             await self.store.charge(charge, self.clock())
         except MeterUnavailable:
             log.warning(
                 "usage of chat %s not recorded (%d tokens): storage unavailable",
-                chat_id,
+                charge.chat_id,
                 charge.tokens,
             )
 
@@ -185,6 +204,7 @@ class QuotaService:
             self.limits,
             seconds_to_midnight(now),
             by_model,
+            self._picture_models(),
         )
 
     async def bot_report(self, top: int = 10) -> BotReport:
@@ -204,4 +224,8 @@ class QuotaService:
             month=found[1],
             models=[(name, t) for (name, _), t in zip(models, model_totals, strict=True)],
             chats=[(int(chat), t) for (chat, _), t in zip(chats, chat_totals, strict=True)],
+            picture_models=self._picture_models(),
         )
+
+    def _picture_models(self) -> frozenset[str]:
+        return frozenset(model.name for model in self._models if model.kind == "image")
