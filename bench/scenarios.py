@@ -73,7 +73,7 @@ def make_plan(mode: str, chats: list[int] | None) -> Plan:
             mode, SMOKE_GLM, concurrency=[20], limits_private=20, limits_groups=5,
             limits_methods=["draft"], overhead_private=5, overhead_groups=2,
             overhead_stagger=0.1, history_sizes=[10, 1000], history_iterations=5,
-            scaleout_chats=20, reasoning=(3, 2, 0.1), photos=(3, 0.1, 10, False),
+            scaleout_chats=20, reasoning=(3, 2, 0.1), photos=(0, 0.1, 5, False),
         )  # fmt: skip
     elif mode == "quick":
         plan = Plan(
