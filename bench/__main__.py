@@ -120,6 +120,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
     meta["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    meta["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     meta["pids"] = services.pids
     return {"meta": meta, "scenarios": scenarios}
 

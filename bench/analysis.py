@@ -25,6 +25,7 @@ class Answer:
     pushed_at: float | None
     delivered_at: float | None  # handed to the bot by getUpdates
     glm_received_at: float | None
+    glm_first_reasoning_at: float | None  # thinking models: the first reasoning chunk
     glm_first_token_at: float | None
     glm_last_chunk_at: float | None
     first_visible_at: float | None
@@ -36,6 +37,9 @@ class Answer:
 
     @property
     def stream_seconds(self) -> float | None:
+        """From the first chunk the user can be shown (reasoning or text) to the last."""
+        if self.glm_first_reasoning_at is not None:
+            return self.span("glm_first_reasoning_at", "glm_last_chunk_at")
         return self.span("glm_first_token_at", "glm_last_chunk_at")
 
 
@@ -71,6 +75,7 @@ def answers(
                 pushed_at=update.get("pushed_at"),
                 delivered_at=update.get("delivered_at"),
                 glm_received_at=timing.get("received_at"),
+                glm_first_reasoning_at=timing.get("first_reasoning_at"),
                 glm_first_token_at=timing.get("first_token_at"),
                 glm_last_chunk_at=timing.get("last_chunk_at"),
                 first_visible_at=entry.get("first_visible_at"),

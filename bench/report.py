@@ -8,9 +8,11 @@ between them. Scenarios not run this time keep their last figures from
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
+
+from bench import report_answers
+from bench.tables import measured, num, other_load, pair, table, verdict
 
 START = "<!-- bench:results:start -->"
 END = "<!-- bench:results:end -->"
@@ -57,54 +59,21 @@ def update_readme(readme: Path, markdown: str) -> None:
     readme.write_text(f"{head}{START}\n{markdown.strip()}\n{END}{tail}")
 
 
-# -- formatting ---------------------------------------------------------------------------
-
-
-def _n(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        if math.isinf(value):
-            return "∞"
-        return f"{value:,.{digits}f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-def _pair(spread: dict[str, Any] | None, digits: int = 0) -> str:
-    if not spread:
-        return "–"
-    return f"{_n(spread.get('p50'), digits)} / {_n(spread.get('p99'), digits)}"
-
-
-def _ok(condition: bool | None) -> str:
-    if condition is None:
-        return "not measured"
-    return "**met**" if condition else "**not met**"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _lag(run: dict[str, Any]) -> str:
     lag = run.get("loop_lag_ms") or {}
     if lag.get("p99_above_largest"):
-        return f"> {_n(lag.get('largest_bucket_ms'))}"
+        return f"> {num(lag.get('largest_bucket_ms'))}"
     if lag.get("p99_le") is not None:
-        return f"≤ {_n(lag['p99_le'])}"
+        return f"≤ {num(lag['p99_le'])}"
     if "unavailable" in lag:
         return "n/a"
     values = [v for v in lag.values() if isinstance(v, int | float)]
-    return _n(max(values)) if values else "–"
+    return num(max(values)) if values else "–"
 
 
 def _redis(run: dict[str, Any]) -> str:
     redis = run.get("redis_per_answer") or {}
-    return f"{_n(redis.get('commands'))} / {_n(redis.get('round_trips'), 2)}"
+    return f"{num(redis.get('commands'))} / {num(redis.get('round_trips'), 2)}"
 
 
 # -- sections -----------------------------------------------------------------------------
@@ -116,21 +85,20 @@ def render(results: dict[str, Any]) -> str:
     parts = [
         f"Last run: {meta['started_at']} ({meta['mode']} mode, `{meta['command']}`), "
         f"commit `{meta['commit']}`, {meta['cpus']} CPUs, Python {meta['python']}, "
-        f"{meta['redis_version']}. Load average before the run: {meta['loadavg_before']}.",
+        f"{meta['redis_version']}. Load average before the run: {meta['loadavg_before']}"
+        + (f"; after it: {meta['loadavg_after']}." if meta.get("loadavg_after") else "."),
         _targets(s),
         _concurrency(s.get("concurrency")),
         _limits(s.get("limits")),
         _overhead(s.get("overhead")),
+        report_answers.reasoning_section(s.get("reasoning")),
+        report_answers.photo_section(s.get("photos")),
         _redis_section(s),
         _history(s.get("history")),
         _formatting(s.get("formatting")),
         _scaleout(s.get("scaleout")),
     ]
     return "\n\n".join(p for p in parts if p)
-
-
-def _measured(section: dict[str, Any]) -> str:
-    return f"*Measured {section.get('measured_at', '?')}, {section.get('mode', '?')} mode.*"
 
 
 def _at_most_10_ms(ms: float) -> bool:
@@ -153,8 +121,8 @@ def _targets(s: dict[str, Any]) -> str:
         rows.append(
             [
                 "first visible text within 50 ms of the first GLM token (median, low concurrency)",
-                f"{_n(p50)} ms (private, drafts); groups {_n(group_beyond.get('p50'))} ms",
-                _ok(None if p50 is None else p50 <= 50),
+                f"{num(p50)} ms (private, drafts); groups {num(group_beyond.get('p50'))} ms",
+                verdict(None if p50 is None else p50 <= 50),
             ]
         )
         group = over.get("group_calls") or {}
@@ -163,9 +131,9 @@ def _targets(s: dict[str, Any]) -> str:
                 [
                     "Bot API calls per answer ≤ 2 + ⌈stream s / edit interval⌉ + splits "
                     "(groups, edits)",
-                    f"{group['within']}/{group['answers']} answers; mean {_n(group['calls_mean'])} "
-                    f"calls vs bound {_n(group['bound_mean'])}",
-                    _ok(group["within"] == group["answers"]),
+                    f"{group['within']}/{group['answers']} answers; mean "
+                    f"{num(group['calls_mean'])} calls vs bound {num(group['bound_mean'])}",
+                    verdict(group["within"] == group["answers"]),
                 ]
             )
         private = over.get("private_calls") or {}
@@ -175,10 +143,11 @@ def _targets(s: dict[str, Any]) -> str:
                 [
                     "the same bound for private chats (drafts)",
                     f"{edit_bound.get('within')}/{edit_bound.get('answers')} within the "
-                    f"edit-interval bound ({_n(edit_bound.get('bound_mean'))}); "
+                    f"edit-interval bound ({num(edit_bound.get('bound_mean'))}); "
                     f"{private['within']}/{private['answers']} within the draft-interval "
-                    f"bound ({_n(private['bound_mean'])}); mean {_n(private['calls_mean'])} calls",
-                    _ok(edit_bound.get("within") == edit_bound.get("answers")),
+                    f"bound ({num(private['bound_mean'])}); mean "
+                    f"{num(private['calls_mean'])} calls",
+                    verdict(edit_bound.get("within") == edit_bound.get("answers")),
                 ]
             )
         # issue 11 raised the update -> GLM request p50 target from < 5 ms to <= 10 ms (the
@@ -202,18 +171,20 @@ def _targets(s: dict[str, Any]) -> str:
             group = over.get(f"{key}_group_ms") or {}
             p50, p99 = private.get("p50"), private.get("p99")
             met = None if p50 is None or p99 is None else p50_ok(p50) and p99 < 20
-            measured = f"private {_pair(private, 1)} ms; groups {_pair(group, 1)} ms"
-            verdict = _ok(met)
+            shown = f"private {pair(private, 1)} ms; groups {pair(group, 1)} ms"
+            outcome = verdict(met)
             if key == "update_to_glm_request" and group.get("p50") is not None:
                 group_met = p50_ok(group["p50"]) and group.get("p99", 0) < 20
-                verdict = _ok(bool(met) and group_met)
+                outcome = verdict(bool(met) and group_met)
                 if met and not group_met:
-                    verdict += " (met in private chats, not in groups)"
+                    outcome += " (met in private chats, not in groups)"
             if key == "last_chunk_to_final":
                 # a group's final edit waits for the chat's 1 s slot: pacing, not overhead
-                measured += " (groups: waiting for the chat's next 1 s slot)"
-                verdict += " (private chats)"
-            rows.append([f"{label}: {wording}", measured, verdict])
+                shown += " (groups: waiting for the chat's next 1 s slot)"
+                outcome += " (private chats)"
+            rows.append([f"{label}: {wording}", shown, outcome])
+    rows += report_answers.reasoning_targets(s.get("reasoning"))
+    rows += report_answers.photo_targets(s.get("photos"))
     for run in lim:
         done = run["completed"] == run["chats"]
         rows.append(
@@ -221,7 +192,7 @@ def _targets(s: dict[str, Any]) -> str:
                 f"Telegram-like limits ({run['private_method']}): zero user-visible failures, "
                 "every final text complete",
                 f"{run['completed']}/{run['chats']} complete, {run['rejected_429']} 429s issued",
-                _ok(done),
+                verdict(done),
             ]
         )
     big = max(conc, key=lambda r: r["chats"], default=None)
@@ -231,23 +202,23 @@ def _targets(s: dict[str, Any]) -> str:
             [
                 f"first text p99 < 1 s beyond GLM's first token at 1,000 chats "
                 f"(largest run: {big['chats']:,})",
-                f"{_n(p99, 0)} ms",
-                _ok(None if p99 is None or big["chats"] < 1000 else p99 < 1000),
+                f"{num(p99, 0)} ms",
+                verdict(None if p99 is None or big["chats"] < 1000 else p99 < 1000),
             ]
         )
         rss = big.get("peak_rss_mb")
         rows.append(
             [
                 f"peak RSS < 300 MB at 1,000 concurrent answers (largest run: {big['chats']:,})",
-                f"{_n(rss)} MB",
-                _ok(None if rss is None or big["chats"] < 1000 else rss < 300),
+                f"{num(rss)} MB",
+                verdict(None if rss is None or big["chats"] < 1000 else rss < 300),
             ]
         )
         rows.append(
             [
                 "all answers complete at every concurrency level",
                 ", ".join(f"{r['completed']}/{r['chats']}" for r in conc),
-                _ok(all(r["completed"] == r["chats"] for r in conc)),
+                verdict(all(r["completed"] == r["chats"] for r in conc)),
             ]
         )
     steady: list[float] = []
@@ -265,13 +236,13 @@ def _targets(s: dict[str, Any]) -> str:
         rows.append(
             [
                 "≤ 6 Redis round trips per answer (was ≤ 4; excluding lease renewals)",
-                f"{_n(min(steady), 2)} – {_n(max(steady), 2)} per answer, plus up to "
-                f"{_n(max(setup), 2)} for opening pooled connections and "
-                f"{_n(max(periodic), 2)} of the process's periodic heartbeats (counted from "
+                f"{num(min(steady), 2)} – {num(max(steady), 2)} per answer, plus up to "
+                f"{num(max(setup), 2)} for opening pooled connections and "
+                f"{num(max(periodic), 2)} of the process's periodic heartbeats (counted from "
                 "MONITOR, which splits a pipeline whose commands reach a busy server over "
                 "50 µs apart; counted exactly, a private answer costs 6: "
                 "tests/test_redis_cost.py)",
-                _ok(max(steady) <= 6),
+                verdict(max(steady) <= 6),
             ]
         )
     hist = (s.get("history") or {}).get("rows") or []
@@ -285,9 +256,9 @@ def _targets(s: dict[str, Any]) -> str:
                 [
                     "context read + trim does not grow with the stored count when only the "
                     "newest part fits",
-                    f"load p50 {_n(low['load_ms_p50'], 2)} ms at {low['stored']:,} vs "
-                    f"{_n(high['load_ms_p50'], 2)} ms at {high['stored']:,} stored",
-                    _ok(not grows),
+                    f"load p50 {num(low['load_ms_p50'], 2)} ms at {low['stored']:,} vs "
+                    f"{num(high['load_ms_p50'], 2)} ms at {high['stored']:,} stored",
+                    verdict(not grows),
                 ]
             )
     scale = s.get("scaleout") or {}
@@ -296,12 +267,12 @@ def _targets(s: dict[str, Any]) -> str:
             [
                 "scale-out: throughput with 1 and 2 webhook replicas",
                 scale.get("reason", "") if scale.get("status") != "ok" else "see below",
-                _ok(None) if scale.get("status") != "ok" else "measured",
+                verdict(None) if scale.get("status") != "ok" else "measured",
             ]
         )
     if not rows:
         return ""
-    return "### Targets\n\n" + _table(["target", "measured", ""], rows)
+    return "### Targets\n\n" + table(["target", "measured", ""], rows)
 
 
 def _concurrency(section: dict[str, Any] | None) -> str:
@@ -312,20 +283,20 @@ def _concurrency(section: dict[str, Any] | None) -> str:
     for r in section["runs"]:
         rows.append(
             [
-                _n(r["chats"]),
+                num(r["chats"]),
                 f"{r['completed']}/{r['chats']}",
-                _pair(r["first_visible_from_push_ms"]),
-                _pair(r["first_visible_beyond_glm_ms"]),
-                _pair(r["glm_first_token_ms"]),
-                _pair(r["last_chunk_to_final_ms"]),
-                _n(r["api_calls_per_answer"]),
-                _n(r["bot_cpu_ms_per_answer"]),
-                _n(r["bot_cpu_cores"], 2),
-                _n(r["peak_rss_mb"], 0),
+                pair(r["first_visible_from_push_ms"]),
+                pair(r["first_visible_beyond_glm_ms"]),
+                pair(r["glm_first_token_ms"]),
+                pair(r["last_chunk_to_final_ms"]),
+                num(r["api_calls_per_answer"]),
+                num(r["bot_cpu_ms_per_answer"]),
+                num(r["bot_cpu_cores"], 2),
+                num(r["peak_rss_mb"], 0),
                 _lag(r),
                 _redis(r),
-                _n(r["all_done_seconds"]),
-                _n(r.get("other_processes_cpu_cores"), 2),
+                num(r["all_done_seconds"]),
+                num(r.get("other_processes_cpu_cores"), 2),
             ]
         )
     header = [
@@ -355,8 +326,8 @@ def _concurrency(section: dict[str, Any] | None) -> str:
     return (
         f"### Concurrency: private chats, one question each at the same moment\n\n"
         f"Fake GLM: {glm['first_token_ms']:g} ms to the first token, "
-        f"{glm['tokens_per_second']:g} tokens/s, {glm['tokens']} tokens. {_measured(section)}\n\n"
-        + _table(header, rows)
+        f"{glm['tokens_per_second']:g} tokens/s, {glm['tokens']} tokens. {measured(section)}\n\n"
+        + table(header, rows)
         + "\n\n"
         + "\n".join(notes)
     )
@@ -372,10 +343,10 @@ def _limits(section: dict[str, Any] | None) -> str:
                 f"glmbot, private chats by {r['private_method']}",
                 f"{r['completed_private']}/{r['private_chats']}",
                 f"{r['completed_groups']}/{r['group_chats']}",
-                _n(r["rejected_429"]),
-                _n(r["all_done_seconds"]),
-                _pair(r["first_visible_from_push_ms"]),
-                _n(r["api_calls_per_answer"]),
+                num(r["rejected_429"]),
+                num(r["all_done_seconds"]),
+                pair(r["first_visible_from_push_ms"]),
+                num(r["api_calls_per_answer"]),
             ]
         )
     rows.append(["baseline (brief)", "115/200", "–", "–", "–", "6,600 (median)", "–"])
@@ -384,8 +355,8 @@ def _limits(section: dict[str, Any] | None) -> str:
         "### Under Telegram-like limits\n\n"
         f"Fake Bot API enforcing {lim['per_chat_interval']:g} s per chat (burst 3), "
         f"{lim['group_per_minute']} messages/min per group, {lim['global_per_second']}/s "
-        f"bot-wide, answering 429 with retry_after beyond. {_measured(section)}\n\n"
-        + _table(
+        f"bot-wide, answering 429 with retry_after beyond. {measured(section)}\n\n"
+        + table(
             [
                 "bot",
                 "private answers complete",
@@ -419,10 +390,10 @@ def _overhead(section: dict[str, Any] | None) -> str:
         rows.append(
             [
                 label,
-                _pair(private, 1),
-                _n(private.get("max"), 1),
-                _pair(group, 1),
-                _n(group.get("max"), 1),
+                pair(private, 1),
+                num(private.get("max"), 1),
+                pair(group, 1),
+                num(group.get("max"), 1),
             ]
         )
     calls = []
@@ -436,18 +407,18 @@ def _overhead(section: dict[str, Any] | None) -> str:
             calls.append(
                 [
                     label,
-                    f"{_n(b['interval'], 1)} s",
+                    f"{num(b['interval'], 1)} s",
                     f"{b['within']}/{b['answers']}",
-                    _n(b["calls_mean"]),
-                    _n(b["bound_mean"]),
-                    _n(b["worst_excess"]),
+                    num(b["calls_mean"]),
+                    num(b["bound_mean"]),
+                    num(b["worst_excess"]),
                 ]
             )
     return (
         f"### Overhead at low concurrency\n\n{section['chats']} chats (privates and groups "
         f"alternating), one question every {section['stagger_seconds']:g} s. "
-        f"{_measured(section)}\n\n"
-        + _table(
+        f"{other_load(section)}{measured(section)}\n\n"
+        + table(
             [
                 "path",
                 "private p50 / p99 (ms)",
@@ -460,7 +431,7 @@ def _overhead(section: dict[str, Any] | None) -> str:
         + "\n\nIn groups the final edit may wait for the chat's next slot: the bot keeps one "
         "message or edit per second per chat, as Telegram asks."
         + "\n\n#### Bot API calls per answer vs 2 + ⌈stream seconds / interval⌉ + splits\n\n"
-        + _table(
+        + table(
             ["answers", "interval", "within bound", "mean calls", "mean bound", "worst excess"],
             calls,
         )
@@ -469,7 +440,7 @@ def _overhead(section: dict[str, Any] | None) -> str:
 
 def _redis_section(s: dict[str, Any]) -> str:
     runs = []
-    for name in ("concurrency", "overhead", "limits"):
+    for name in ("concurrency", "overhead", "reasoning", "limits"):
         section = s.get(name)
         if not section:
             continue
@@ -492,15 +463,15 @@ def _redis_section(s: dict[str, Any]) -> str:
         rows.append(
             [
                 label,
-                _n(redis.get("commands")),
-                _n(redis.get("round_trips"), 2),
-                _n(redis.get("connection_setup_round_trips"), 2),
-                _n(redis.get("periodic_round_trips"), 2),
+                num(redis.get("commands")),
+                num(redis.get("round_trips"), 2),
+                num(redis.get("connection_setup_round_trips"), 2),
+                num(redis.get("periodic_round_trips"), 2),
                 client,
                 script,
             ]
         )
-    return "### Redis cost per answer\n\n" + _table(
+    return "### Redis cost per answer\n\n" + table(
         [
             "run",
             "commands (commandstats)",
@@ -519,19 +490,19 @@ def _history(section: dict[str, Any] | None) -> str:
         return "### History size\n\nNot run yet."
     rows = [
         [
-            _n(r["stored"]),
-            _n(r["budget_tokens"]),
-            _n(r["messages_read"]),
-            _n(r["messages_kept"]),
-            f"{_n(r['load_ms_p50'], 2)} / {_n(r['load_ms_p99'], 2)}",
-            f"{_n(r['trim_ms_p50'], 2)} / {_n(r['trim_ms_p99'], 2)}",
+            num(r["stored"]),
+            num(r["budget_tokens"]),
+            num(r["messages_read"]),
+            num(r["messages_kept"]),
+            f"{num(r['load_ms_p50'], 2)} / {num(r['load_ms_p99'], 2)}",
+            f"{num(r['trim_ms_p50'], 2)} / {num(r['trim_ms_p99'], 2)}",
         ]
         for r in section["rows"]
     ]
     return (
         "### History size: reading and trimming one conversation's context\n\n"
-        f"Messages of about 200 tokens each. {_measured(section)}\n\n"
-        + _table(
+        f"Messages of about 200 tokens each. {measured(section)}\n\n"
+        + table(
             [
                 "stored messages",
                 "budget (tokens)",
@@ -549,15 +520,15 @@ def _formatting(section: dict[str, Any] | None) -> str:
     if not section:
         return ""
     rows = [
-        [r["kind"], _n(r["chars"]), _n(r["ms_p50"], 2), _n(r["us_per_char"], 2)]
+        [r["kind"], num(r["chars"]), num(r["ms_p50"], 2), num(r["us_per_char"], 2)]
         for r in section["rows"]
     ]
     return (
         "### Formatting: CPU of rendering one draft or edit\n\n"
         "Every draft and edit renders the answer so far (`PartTracker.parts`). The fake GLM's "
         "answers are plain words, the cheapest case; Markdown costs more per character. "
-        f"{_measured(section)}\n\n"
-        + _table(["text", "characters so far", "CPU per render p50 (ms)", "µs per character"], rows)
+        f"{measured(section)}\n\n"
+        + table(["text", "characters so far", "CPU per render p50 (ms)", "µs per character"], rows)
     )
 
 
@@ -565,7 +536,7 @@ def _scaleout(section: dict[str, Any] | None) -> str:
     if not section:
         return "### Scale-out\n\nNot run yet."
     if section.get("status") != "ok":
-        return "### Scale-out: webhook replicas\n\n" + _table(
+        return "### Scale-out: webhook replicas\n\n" + table(
             ["replicas", "answers / s", "status"],
             [
                 ["1", "–", f"TODO: {section.get('reason', '')}"],
@@ -576,13 +547,13 @@ def _scaleout(section: dict[str, Any] | None) -> str:
         [
             str(r["replicas"]),
             f"{r['completed']}/{r['chats']}",
-            _n(r["answers_per_second"]),
-            _n(r["all_done_seconds"]),
-            _pair(r["first_visible_beyond_glm_ms"]),
-            _pair(r["update_to_glm_request_ms"]),
-            _n(r["bot_cpu_cores"], 2),
-            _n(r["peak_rss_mb"], 0),
-            _n(r.get("other_processes_cpu_cores"), 2),
+            num(r["answers_per_second"]),
+            num(r["all_done_seconds"]),
+            pair(r["first_visible_beyond_glm_ms"]),
+            pair(r["update_to_glm_request_ms"]),
+            num(r["bot_cpu_cores"], 2),
+            num(r["peak_rss_mb"], 0),
+            num(r.get("other_processes_cpu_cores"), 2),
         ]
         for r in section["runs"]
     ]
@@ -590,8 +561,8 @@ def _scaleout(section: dict[str, Any] | None) -> str:
     return (
         "### Scale-out: webhook replicas sharing one Redis\n\n"
         f"{chats} private chats at once; the harness posts the updates to the replicas' "
-        f"webhooks in turn, as Telegram would to a load balancer. {_measured(section)}\n\n"
-        + _table(
+        f"webhooks in turn, as Telegram would to a load balancer. {measured(section)}\n\n"
+        + table(
             [
                 "replicas",
                 "answers complete",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import format_cost, history_cost
+from bench import format_cost, history_cost, photos
 from bench.analysis import bound_check, spread_ms
 from bench.load import run_load
 from bench.procs import Services
@@ -23,10 +24,26 @@ from bench.stack import (
 
 # Warm-up chats get ids far from the measured ones.
 WARMUP_IDS = 100_000
-SCENARIOS = ("concurrency", "limits", "overhead", "history", "formatting", "scaleout")
+SCENARIOS = (
+    "concurrency",
+    "limits",
+    "overhead",
+    "reasoning",
+    "photos",
+    "history",
+    "formatting",
+    "scaleout",
+)
 STANDARD_GLM = GLMProfile(first_token_ms=300, tokens_per_second=40, tokens=200)
 # Smoke: correctness only, so a short fast answer.
 SMOKE_GLM = GLMProfile(first_token_ms=50, tokens_per_second=200, tokens=40)
+# A thinking model (issue 12): 2 s of reasoning, then the standard answer.
+REASONING_GLM = GLMProfile(
+    first_token_ms=300, tokens_per_second=40, tokens=200, reasoning_ms=2000, reasoning_tokens=20
+)
+SMOKE_REASONING_GLM = GLMProfile(
+    first_token_ms=50, tokens_per_second=200, tokens=40, reasoning_ms=300, reasoning_tokens=10
+)
 
 
 @dataclass
@@ -43,6 +60,10 @@ class Plan:
     history_sizes: list[int]
     history_iterations: int
     scaleout_chats: int
+    # thinking-model answers at low concurrency: privates, groups, seconds apart
+    reasoning: tuple[int, int, float] = (20, 20, 1.0)
+    # photo questions: one by one (how many, seconds apart), at once, and text to compare
+    photos: tuple[int, float, int, bool] = (20, 1.0, 100, True)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -52,14 +73,14 @@ def make_plan(mode: str, chats: list[int] | None) -> Plan:
             mode, SMOKE_GLM, concurrency=[20], limits_private=20, limits_groups=5,
             limits_methods=["draft"], overhead_private=5, overhead_groups=2,
             overhead_stagger=0.1, history_sizes=[10, 1000], history_iterations=5,
-            scaleout_chats=20,
+            scaleout_chats=20, reasoning=(3, 2, 0.1), photos=(0, 0.1, 5, False),
         )  # fmt: skip
     elif mode == "quick":
         plan = Plan(
             mode, STANDARD_GLM, concurrency=[50, 200], limits_private=200, limits_groups=50,
             limits_methods=["draft"], overhead_private=10, overhead_groups=5,
             overhead_stagger=0.3, history_sizes=[10, 1000, 100_000], history_iterations=20,
-            scaleout_chats=100,
+            scaleout_chats=100, reasoning=(10, 5, 0.3), photos=(10, 0.3, 100, True),
         )  # fmt: skip
     else:
         plan = Plan(
@@ -73,8 +94,8 @@ def make_plan(mode: str, chats: list[int] | None) -> Plan:
     return plan
 
 
-def _timeout(plan: Plan, chats: int) -> float:
-    stream = plan.glm.first_token_ms / 1000 + plan.glm.tokens / plan.glm.tokens_per_second
+def _timeout(glm: GLMProfile, chats: int) -> float:
+    stream = (glm.first_token_ms + glm.reasoning_ms) / 1000 + glm.tokens / glm.tokens_per_second
     return 60 + 3 * stream + 0.1 * chats
 
 
@@ -91,7 +112,7 @@ async def concurrency(plan: Plan, services: Services, redis: Redis) -> dict[str,
             redis,
             private_chats(n),
             StackConfig(glm=plan.glm),
-            timeout=_timeout(plan, n),
+            timeout=_timeout(plan.glm, n),
             warmup=private_chats(n, start=WARMUP_IDS),
         )
         runs.append(figures)
@@ -118,7 +139,7 @@ async def limits(plan: Plan, services: Services, redis: Redis) -> dict[str, Any]
             redis,
             chats,
             config,
-            timeout=_timeout(plan, len(chats)) + 120,
+            timeout=_timeout(plan.glm, len(chats)) + 120,
             warmup=warmup,
         )
         figures["private_method"] = method
@@ -129,18 +150,54 @@ async def limits(plan: Plan, services: Services, redis: Redis) -> dict[str, Any]
 async def overhead(plan: Plan, services: Services, redis: Redis) -> dict[str, Any]:
     n = plan.overhead_private + plan.overhead_groups
     print(f"  overhead: {n} chats, one every {plan.overhead_stagger:g}s", flush=True)
-    chats = _interleaved(plan.overhead_private, plan.overhead_groups)
+    return await _staggered(
+        plan,
+        services,
+        redis,
+        plan.glm,
+        (plan.overhead_private, plan.overhead_groups, plan.overhead_stagger),
+        _PATHS,
+    )
+
+
+async def reasoning(plan: Plan, services: Services, redis: Redis) -> dict[str, Any]:
+    """A thinking model (issue 12): how soon the chat shows that it thinks."""
+    n_private, n_groups, stagger = plan.reasoning
+    glm = SMOKE_REASONING_GLM if plan.mode == "smoke" else REASONING_GLM
+    print(
+        f"  reasoning: {n_private + n_groups} chats, one every {stagger:g}s, "
+        f"{glm.reasoning_ms:g} ms of reasoning each",
+        flush=True,
+    )
+    figures = await _staggered(plan, services, redis, glm, plan.reasoning, _REASONING_PATHS)
+    figures["glm"] = glm.__dict__
+    return figures
+
+
+async def _staggered(
+    plan: Plan,
+    services: Services,
+    redis: Redis,
+    glm: GLMProfile,
+    shape: tuple[int, int, float],
+    paths: tuple[tuple[str, str, str], ...],
+) -> dict[str, Any]:
+    """Privates and groups alternating, one question every ``stagger`` seconds (a few
+    answers in flight), with each of ``paths`` measured per chat kind."""
+    n_private, n_groups, stagger = shape
+    n = n_private + n_groups
+    chats = _interleaved(n_private, n_groups)
     figures, records = await run_load(
         services,
         redis,
         chats,
-        StackConfig(glm=plan.glm),
-        timeout=_timeout(plan, n) + n * plan.overhead_stagger,
-        stagger=plan.overhead_stagger,
+        StackConfig(glm=glm),
+        timeout=_timeout(glm, n) + n * stagger,
+        stagger=stagger,
         warmup=private_chats(3, start=WARMUP_IDS) + group_chats(2, start=WARMUP_IDS),
     )
-    figures["stagger_seconds"] = plan.overhead_stagger
-    for name, start, end in _PATHS:
+    figures["stagger_seconds"] = stagger
+    for name, start, end in paths:
         for kind, group in (("private", False), ("group", True)):
             figures[f"{name}_{kind}_ms"] = spread_ms(
                 [a.span(start, end) for a in records if a.group == group and a.complete]
@@ -165,6 +222,24 @@ _PATHS = (
     ("last_chunk_to_final", "glm_last_chunk_at", "last_shown_at"),
     ("push_to_delivery", "pushed_at", "delivered_at"),
 )
+# ... in the reasoning scenario: the first visible progress is the sign of thinking
+_REASONING_PATHS = (
+    ("first_reasoning_to_visible", "glm_first_reasoning_at", "first_visible_at"),
+    ("update_to_glm_request", "delivered_at", "glm_received_at"),
+    ("last_chunk_to_final", "glm_last_chunk_at", "last_shown_at"),
+)
+
+
+async def run_photos(plan: Plan, services: Services, redis: Redis) -> dict[str, Any]:
+    """Photo questions (issue 13): CPU and latency a photo adds, memory of a burst."""
+    return await photos.measure(
+        services,
+        redis,
+        plan.glm,
+        plan.photos,
+        _timeout(plan.glm, plan.photos[2]),
+        iterations=plan.history_iterations,
+    )
 
 
 async def history(plan: Plan, services: Services, redis: Redis) -> dict[str, Any]:
@@ -183,13 +258,15 @@ async def formatting(plan: Plan, services: Services, redis: Redis) -> dict[str, 
 
 async def run_scaleout(plan: Plan, services: Services, redis: Redis) -> dict[str, Any]:
     n = plan.scaleout_chats
-    return await scaleout(n, services, redis, plan.glm, _timeout(plan, n))
+    return await scaleout(n, services, redis, plan.glm, _timeout(plan.glm, n))
 
 
 RUNNERS: dict[str, Runner] = {
     "concurrency": concurrency,
     "limits": limits,
     "overhead": overhead,
+    "reasoning": reasoning,
+    "photos": run_photos,
     "history": history,
     "formatting": formatting,
     "scaleout": run_scaleout,
@@ -206,5 +283,7 @@ async def run_scenarios(
         result["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started))
         result["mode"] = plan.mode
         result["seconds"] = round(time.time() - started, 1)
+        # the machine is shared: how busy it was as the scenario ended
+        result["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         results[name] = result
     return results

@@ -40,9 +40,12 @@ class GLMProfile:
     first_token_ms: float = 300.0
     tokens_per_second: float = 40.0
     tokens: int = 200
+    # a thinking model: reasoning_tokens pieces over reasoning_ms before the first token
+    reasoning_ms: float = 0.0
+    reasoning_tokens: int = 20
 
     def argv(self) -> list[str]:
-        return [
+        out = [
             "--first-token-ms",
             f"{self.first_token_ms:g}",
             "--tokens-per-second",
@@ -50,11 +53,23 @@ class GLMProfile:
             "--tokens",
             str(self.tokens),
         ]
+        if self.reasoning_ms > 0:
+            out += [
+                "--reasoning-ms",
+                f"{self.reasoning_ms:g}",
+                "--reasoning-tokens",
+                str(self.reasoning_tokens),
+            ]
+        return out
 
     @property
     def answer(self) -> str:
-        """What every answer must read once complete, whitespace-normalised."""
-        return " ".join(f"tok{i}" for i in range(self.tokens))
+        """What every answer must read once complete, whitespace-normalised: the reasoning
+        folded above the answer (the product default; short enough not to be cut), then it."""
+        text = " ".join(f"tok{i}" for i in range(self.tokens))
+        if self.reasoning_ms > 0:
+            text = " ".join([*(f"why{i}" for i in range(self.reasoning_tokens)), text])
+        return text
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,9 @@ class StackConfig:
     replicas: int = 1
     # the bot's command line (another entry point, e.g. under a profiler, for diagnosis)
     bot_argv: list[str] | None = None
+    # a JPEG: every question is this photo (a file of its own each) with the question as
+    # its caption
+    photo: bytes | None = None
 
 
 WEBHOOK_SECRET = "bench-webhook-secret"
@@ -265,6 +283,9 @@ class Stack:
 
     async def push(self, chats: list[Chat]) -> None:
         """One question from each chat, privates and groups in one request each."""
+        if self.config.photo is not None:
+            await self._push_photos(chats)
+            return
         private = [{"user_id": c.chat_id, "text": c.question} for c in chats if not c.group]
         mention = "@" + BOT_USERNAME
         group = [
@@ -281,6 +302,28 @@ class Stack:
             if batch:
                 async with self.http.post(f"{self.tg_url}/_fake/{endpoint}", json=batch) as resp:
                     resp.raise_for_status()
+        if self.config.mode == "webhook":
+            await self._deliver_webhooks()
+
+    async def _push_photos(self, chats: list[Chat]) -> None:
+        """The photo once per chat (stored before any update is pushed), then one photo
+        message per chat, captioned with its question, in one request."""
+        assert self.config.photo is not None
+        url = f"{self.tg_url}/_fake/photo_sizes?copies={len(chats)}"
+        async with self.http.post(url, data=self.config.photo) as resp:
+            resp.raise_for_status()
+            sizes = (await resp.json())["sizes"]
+        mention = "@" + BOT_USERNAME
+        messages = [
+            {
+                "chat_id": c.chat_id,
+                "user_id": SPEAKER_BASE - c.chat_id % 1_000_000 if c.group else c.chat_id,
+                "media": {"photo": photo},
+                "caption": f"{mention} {c.question}" if c.group else c.question,
+            }
+            for c, photo in zip(chats, sizes, strict=True)
+        ]
+        await self.post_tg("/_fake/media_message", messages)
         if self.config.mode == "webhook":
             await self._deliver_webhooks()
 

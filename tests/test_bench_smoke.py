@@ -45,13 +45,13 @@ def test_smoke_run_answers_everything_and_writes_the_table(tmp_path: Path) -> No
     )
     # every bot start costs seconds of imports (aiogram builds its types): the overhead and
     # scale-out scenarios, two more bot starts each, are left to `python -m bench --smoke`
-    scenarios = "concurrency,limits,history"
+    scenarios = "concurrency,limits,reasoning,photos,history"
     done = subprocess.run(
         _bench(tmp_path, "--scenario", scenarios),
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=150,
+        timeout=210,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
 
@@ -68,14 +68,28 @@ def test_smoke_run_answers_everything_and_writes_the_table(tmp_path: Path) -> No
         assert run["fake_server_errors"] == 0
         assert run["glm_requests"] == run["chats"]
         assert run["redis_per_answer"]["round_trips"] > 0
+    thinking = s["reasoning"]
+    assert thinking["completed"] == thinking["chats"] == 5
+    assert thinking["glm_violations"] == 0
+    # every answer was timed from its first reasoning chunk to the chat's first progress
+    assert thinking["first_reasoning_to_visible_private_ms"]["n"] == 3
+    assert thinking["first_reasoning_to_visible_group_ms"]["n"] == 2
+    (photos,) = s["photos"]["runs"]
+    assert photos["completed"] == photos["chats"] == 5
+    # each photo question downloaded its own photo and GLM took every request
+    assert photos["api_methods"]["getFile"] == 5
+    assert photos["glm_violations"] == 0
+    assert s["photos"]["pipeline"]["sent_base64_chars"] > 0
     assert [row["stored"] for row in s["history"]["rows"]] == [10, 10, 1000, 1000]
-    assert set(s) == {"concurrency", "limits", "history"}
+    assert set(s) == {"concurrency", "limits", "reasoning", "photos", "history"}
 
     text = readme.read_text()
     assert text.startswith("# Bench\n\nmethod text\n")
     assert text.endswith("<!-- bench:results:end -->\ntrailing text\n")
     assert "old table" not in text
     assert "| 20 | 20/20 |" in text
+    assert "first reasoning chunk → first visible progress" in text
+    assert "| photo, at once | 5/5 |" in text
 
     started = _STARTED.findall(done.stdout)
     assert {name for name, _ in started} >= {"redis", "fake-telegram", "fake-glm", "bot"}

@@ -11,6 +11,8 @@ It also runs standalone for load tests::
 with ``GET /_fake/stats``, ``GET /_fake/timings`` (per request, wall clock: when it
 arrived, when its first reasoning chunk, its first token and its last chunk were
 written, and its last user message to tell requests apart) and ``POST /_fake/reset``.
+``--reasoning-ms 2000`` makes it a thinking model: ``delta.reasoning_content`` for 2 s
+after the first-token delay, then the answer.
 
 Every request body is kept in ``requests`` (thinking, extra_body fields, tools and image
 parts arrive there as Zhipu would see them). Image generation is ``images``
@@ -499,10 +501,14 @@ class FakeGLM:
 
 async def _serve(args: argparse.Namespace) -> None:
     pieces = [f"tok{i} " for i in range(args.tokens)]
+    # a thinking model: reasoning pieces spread over --reasoning-ms before the first token
+    thoughts = [f"why{i} " for i in range(args.reasoning_tokens)] if args.reasoning_ms > 0 else []
     default = Reply(
         tokens=pieces,
         first_token_delay=args.first_token_ms / 1000,
         token_interval=1 / args.tokens_per_second if args.tokens_per_second > 0 else 0.0,
+        reasoning_pieces=thoughts,
+        reasoning_seconds=args.reasoning_ms / 1000,
     )
     fake = FakeGLM(default=default, port=args.port, validate=not args.no_validate)
     await fake.start()
@@ -519,6 +525,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--first-token-ms", type=float, default=300.0)
     parser.add_argument("--tokens-per-second", type=float, default=40.0)
     parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument(
+        "--reasoning-ms",
+        type=float,
+        default=0.0,
+        help="reason this long (delta.reasoning_content) after --first-token-ms, then answer",
+    )
+    parser.add_argument("--reasoning-tokens", type=int, default=20, help="reasoning pieces")
     parser.add_argument("--no-validate", action="store_true")
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):

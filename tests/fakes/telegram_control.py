@@ -13,7 +13,14 @@ from tests.fakes.telegram_state import Limits
 if TYPE_CHECKING:
     from tests.fakes.telegram import FakeTelegram
 
-_HELPERS = ("private_text", "group_text", "push_message", "stop_generation", "press_button")
+_HELPERS = (
+    "private_text",
+    "group_text",
+    "push_message",
+    "media_message",
+    "stop_generation",
+    "press_button",
+)
 
 
 class ControlApi:
@@ -31,6 +38,7 @@ class ControlApi:
         app.router.add_post("/_fake/reset", self._reset)
         app.router.add_post("/_fake/limits", self._limits)
         app.router.add_post("/_fake/fail_next", self._fail_next)
+        app.router.add_post("/_fake/photo_sizes", self._photo_sizes)
         app.router.add_post("/_fake/{helper}", self._helper)
 
     @staticmethod
@@ -53,6 +61,19 @@ class ControlApi:
         except (TypeError, ValueError) as exc:
             return self._json({"error": str(exc)}, 400)
         return self._json({"update_ids": ids})
+
+    async def _photo_sizes(self, request: web.Request) -> web.Response:
+        """The body (an image) stored as ``copies`` photos of their own, ``width`` x
+        ``height``; their PhotoSize lists, for ``media_message`` (benchmarks)."""
+        data = await request.read()
+        try:
+            copies = int(request.query.get("copies", "1"))
+            width = int(request.query.get("width", "1280"))
+            height = int(request.query.get("height", "960"))
+        except ValueError as exc:
+            return self._json({"error": str(exc)}, 400)
+        sizes = [self.fake.photo_sizes(data, width=width, height=height) for _ in range(copies)]
+        return self._json({"sizes": sizes})
 
     async def _stats(self, request: web.Request) -> web.Response:
         return self._json(self.fake.stats())

@@ -68,7 +68,9 @@ class FileMethods(BotApiMethods):
     def _init_files(self) -> None:
         self._files: dict[str, StoredFile] = {}
         self._paths: dict[str, StoredFile] = {}
-        self._file_counter = itertools.count(1)
+        # kept across resets: Telegram never hands out a file_id twice, and a bot may cache
+        # by it (the benchmark resets the fake between its warm-up and measured questions)
+        self._file_counter = getattr(self, "_file_counter", None) or itertools.count(1)
         self.file_downloads: list[str] = []  # file_ids, in download order
         self.sent_photos: list[SentPhoto] = []
 
