@@ -18,9 +18,6 @@ import io
 import wave
 from dataclasses import dataclass
 
-import av
-import av.error
-
 __all__ = ["AudioTooLong", "AudioUnreadable", "Speech", "to_wav"]
 
 # The rate and layout written (speech needs no more; the file stays small).
@@ -52,6 +49,11 @@ async def to_wav(data: bytes, *, max_seconds: float) -> Speech:
 
 
 def _convert(data: bytes, max_seconds: float) -> Speech:
+    # imported on the first voice message: FFmpeg's libraries take tens of megabytes,
+    # which a bot that never hears a voice message need not carry
+    import av
+    import av.error
+
     limit = round(max_seconds * RATE)
     pcm = bytearray()
     try:
