@@ -164,10 +164,11 @@ def create_app(settings: Settings) -> App:
         models,
         on_owner_alert=create_owner_alert(settings, bot, redis),
         journal=journal,
-        on_answered=answered_hooks(quotas.on_answered, metrics.on_answered, log_answer),
+        on_answered=answered_hooks(
+            quotas.on_answered, metrics.on_answered, log_answer, glm_health.on_answered
+        ),
         leases=leases,
         metrics=metrics,
-        glm_health=glm_health,
         images=create_images(settings, files),
     )
     delivery = create_delivery(settings, bot)

@@ -8,7 +8,6 @@ from bot.factory.reliability import create_breaker
 from bot.history import HistoryStore
 from bot.llm import GLMClient
 from bot.models import ModelCatalog
-from bot.observability.health import GLMHealth
 from bot.observability.metrics import Metrics
 from bot.prompt.tokens import TokenCalibration
 from bot.roleplay import characters
@@ -17,7 +16,7 @@ from bot.turns.journal import TurnJournal
 from bot.turns.pictures import Pictures
 from bot.turns.plan import Planner
 from bot.turns.queue import ConversationLeases, TurnQueue
-from bot.turns.types import AnsweredHook, ChatModel, ImageSource, OwnerAlert
+from bot.turns.types import AnsweredHook, ImageSource, OwnerAlert
 
 
 def create_turns(
@@ -31,11 +30,8 @@ def create_turns(
     on_answered: AnsweredHook | None = None,
     leases: ConversationLeases | None = None,
     metrics: Metrics | None = None,
-    glm_health: GLMHealth | None = None,
     images: ImageSource | None = None,
 ) -> TurnQueue:
-    # innermost, the readiness watch: the breaker's own refusals are not GLM's answers
-    model: ChatModel = llm if glm_health is None else glm_health.watch(llm)
     calibration = TokenCalibration()
     planner = Planner(
         models=models,
@@ -47,7 +43,7 @@ def create_turns(
     )
     answerer = Answerer(
         store=store,
-        model=create_breaker(settings, metered(model, metrics)),
+        model=create_breaker(settings, metered(llm, metrics)),
         planner=planner,
         models=models,
         calibration=calibration,

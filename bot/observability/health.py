@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
-from bot.llm import ErrorKind, GLMError, GLMOptions, Messages, StreamEvent
-from bot.turns.types import ChatModel
+from bot.llm import ErrorKind
+from bot.turns.types import AnswerResult, Outcome, Turn
 
-__all__ = ["Check", "GLMHealth", "GLMWatchedModel", "Readiness"]
+__all__ = ["Check", "GLMHealth", "Readiness"]
 
 log = logging.getLogger(__name__)
 
@@ -50,29 +49,12 @@ class GLMHealth:
         """A readiness `Check`."""
         return not self._key_rejected
 
-    def watch(self, model: ChatModel) -> GLMWatchedModel:
-        return GLMWatchedModel(model, self)
-
-
-class GLMWatchedModel:
-    """A `ChatModel` reporting to a `GLMHealth` how the model behind it fares."""
-
-    def __init__(self, model: ChatModel, health: GLMHealth) -> None:
-        self._model = model
-        self._health = health
-
-    async def stream(
-        self, messages: Messages, options: GLMOptions
-    ) -> AsyncGenerator[StreamEvent, None]:
-        try:
-            async with contextlib.aclosing(self._model.stream(messages, options)) as stream:
-                async for event in stream:
-                    yield event
-        except GLMError as exc:
-            self._health.observe_failure(exc.kind)
-            raise
-        # ended normally (not stopped by the user, not failed): GLM took the key
-        self._health.observe_success()
+    async def on_answered(self, turn: Turn, result: AnswerResult) -> None:
+        """An after-answer hook: what the answer says about the key."""
+        if result.error is ErrorKind.AUTH:
+            self.observe_failure(ErrorKind.AUTH)
+        elif result.outcome in (Outcome.COMPLETED, Outcome.FILTERED):
+            self.observe_success()  # GLM answered: it took the key
 
 
 class Readiness:
