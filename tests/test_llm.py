@@ -7,8 +7,7 @@ import contextlib
 import pickle
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
@@ -24,15 +23,13 @@ from bot.llm import (
     Usage,
 )
 from tests.fakes.glm import FakeGLM, Reply
+from tests.llm_rig import API_KEY, ClientFactory, client_factory
 
-API_KEY = "0123456789abcdef.SeCrEtPaRt-98765"
 OPTIONS = GLMOptions(model="glm-4", max_tokens=256, temperature=0.7, user_id="tg-424242")
 MESSAGES = [
     {"role": "system", "content": "You are terse."},
     {"role": "user", "content": "my secret question about llamas"},
 ]
-
-ClientFactory = Callable[..., GLMClient]
 
 
 @pytest.fixture
@@ -43,28 +40,8 @@ async def fake() -> AsyncIterator[FakeGLM]:
 
 @pytest.fixture
 async def make_client(fake: FakeGLM) -> AsyncIterator[ClientFactory]:
-    clients: list[GLMClient] = []
-
-    def make(**overrides: Any) -> GLMClient:
-        settings: dict[str, Any] = {
-            "api_key": API_KEY,
-            "base_url": fake.api_base,
-            "max_concurrent": 4,
-            "connect_timeout": 2.0,
-            "read_timeout": 5.0,
-            "stall_timeout": 5.0,
-            "retry_attempts": 3,
-            "retry_max_seconds": 1.0,
-            "retry_initial_wait": 0.01,
-        }
-        settings.update(overrides)
-        client = GLMClient(**settings)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.aclose()
+    async with client_factory(fake) as make:
+        yield make
 
 
 @pytest.fixture
