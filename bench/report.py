@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report_answers
-from bench.tables import measured, num, other_load, pair, table, verdict
+from bench.tables import measured, num, other_load, pair, private_and_group_rows, table, verdict
 
 START = "<!-- bench:results:start -->"
 END = "<!-- bench:results:end -->"
@@ -378,24 +378,18 @@ def _limits(section: dict[str, Any] | None) -> str:
 def _overhead(section: dict[str, Any] | None) -> str:
     if not section:
         return "### Overhead at low concurrency\n\nNot run yet."
-    rows = []
-    for key, label in (
-        ("update_to_glm_request", "update handed to the bot (getUpdates) → GLM request arrives"),
-        ("first_visible_beyond_glm", "first GLM token → first visible text (draft / message)"),
-        ("last_chunk_to_final", "last GLM chunk written → final message or edit arrives"),
-        ("push_to_delivery", "update pushed → handed to the bot (long poll)"),
-    ):
-        private = section.get(f"{key}_private_ms") or {}
-        group = section.get(f"{key}_group_ms") or {}
-        rows.append(
-            [
-                label,
-                pair(private, 1),
-                num(private.get("max"), 1),
-                pair(group, 1),
-                num(group.get("max"), 1),
-            ]
-        )
+    rows = private_and_group_rows(
+        section,
+        (
+            (
+                "update_to_glm_request",
+                "update handed to the bot (getUpdates) → GLM request arrives",
+            ),
+            ("first_visible_beyond_glm", "first GLM token → first visible text (draft / message)"),
+            ("last_chunk_to_final", "last GLM chunk written → final message or edit arrives"),
+            ("push_to_delivery", "update pushed → handed to the bot (long poll)"),
+        ),
+    )
     calls = []
     for key, label in (
         ("group_calls", "groups (edits), edit interval"),

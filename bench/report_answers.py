@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.tables import measured, num, other_load, pair, table, verdict
+from bench.tables import measured, num, other_load, pair, private_and_group_rows, table, verdict
 
 # Issue 12: the chat shows that the model thinks this soon after its first reasoning chunk
 # (median, private chats); groups are held to "within 1 s".
@@ -66,23 +66,14 @@ def reasoning_section(section: dict[str, Any] | None) -> str:
     if not section:
         return "### Thinking models\n\nNot run yet."
     glm = section["glm"]
-    rows = []
-    for key, label in (
-        ("first_reasoning_to_visible", "first reasoning chunk → first visible progress"),
-        ("update_to_glm_request", "update handed to the bot → GLM request arrives"),
-        ("last_chunk_to_final", "last GLM chunk written → final message or edit arrives"),
-    ):
-        private = section.get(f"{key}_private_ms") or {}
-        group = section.get(f"{key}_group_ms") or {}
-        rows.append(
-            [
-                label,
-                pair(private, 1),
-                num(private.get("max"), 1),
-                pair(group, 1),
-                num(group.get("max"), 1),
-            ]
-        )
+    rows = private_and_group_rows(
+        section,
+        (
+            ("first_reasoning_to_visible", "first reasoning chunk → first visible progress"),
+            ("update_to_glm_request", "update handed to the bot → GLM request arrives"),
+            ("last_chunk_to_final", "last GLM chunk written → final message or edit arrives"),
+        ),
+    )
     calls = [
         [
             label,

@@ -48,3 +48,24 @@ def other_load(run: dict[str, Any]) -> str:
     if cores is None:
         return ""
     return f"Processes outside the benchmark used {cores:.2f} CPU cores meanwhile. "
+
+
+def private_and_group_rows(
+    section: dict[str, Any], labelled: tuple[tuple[str, str], ...]
+) -> list[list[str]]:
+    """One row per (key, label): p50 / p99 and max of `<key>_private_ms` and of
+    `<key>_group_ms`."""
+    rows = []
+    for key, label in labelled:
+        private = section.get(f"{key}_private_ms") or {}
+        group = section.get(f"{key}_group_ms") or {}
+        rows.append(
+            [
+                label,
+                pair(private, 1),
+                num(private.get("max"), 1),
+                pair(group, 1),
+                num(group.get("max"), 1),
+            ]
+        )
+    return rows
