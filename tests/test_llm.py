@@ -347,7 +347,10 @@ async def test_retry_time_budget_bounds_the_attempts(
     fake.set_responder(lambda body: Reply(status=500, code="500"))
     started = time.monotonic()
     error = await consume_until_error(client, [])
-    assert error.kind is ErrorKind.SERVER
+    # the last retry's wait is cut to what is left of the budget (issue 14.2): it ends
+    # with its 500, or, on a busy machine, with the budget's timeout
+    assert error.kind in (ErrorKind.SERVER, ErrorKind.TIMEOUT), error
+    assert error.retryable
     assert time.monotonic() - started < 5
     assert 2 <= len(fake.requests) < 1000
 
