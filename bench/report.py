@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from bench import report_answers
-from bench.tables import measured, num, other_load, pair, private_and_group_rows, table, verdict
+from bench.tables import (
+    PRIVATE_AND_GROUP_HEADER,
+    measured,
+    num,
+    other_load,
+    pair,
+    private_and_group_rows,
+    table,
+    verdict,
+)
 
 START = "<!-- bench:results:start -->"
 END = "<!-- bench:results:end -->"
@@ -413,13 +422,7 @@ def _overhead(section: dict[str, Any] | None) -> str:
         f"alternating), one question every {section['stagger_seconds']:g} s. "
         f"{other_load(section)}{measured(section)}\n\n"
         + table(
-            [
-                "path",
-                "private p50 / p99 (ms)",
-                "private max (ms)",
-                "group p50 / p99 (ms)",
-                "group max (ms)",
-            ],
+            PRIVATE_AND_GROUP_HEADER,
             rows,
         )
         + "\n\nIn groups the final edit may wait for the chat's next slot: the bot keeps one "

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.tables import measured, num, other_load, pair, private_and_group_rows, table, verdict
+from bench.tables import (
+    PRIVATE_AND_GROUP_HEADER,
+    measured,
+    num,
+    other_load,
+    pair,
+    private_and_group_rows,
+    table,
+    verdict,
+)
 
 # Issue 12: the chat shows that the model thinks this soon after its first reasoning chunk
 # (median, private chats); groups are held to "within 1 s".
@@ -98,13 +107,7 @@ def reasoning_section(section: dict[str, Any] | None) -> str:
         f"the thinking placeholder). {section['completed']}/{section['chats']} answers complete, "
         f"the reasoning folded above each. {other_load(section)}{measured(section)}\n\n"
         + table(
-            [
-                "path",
-                "private p50 / p99 (ms)",
-                "private max (ms)",
-                "group p50 / p99 (ms)",
-                "group max (ms)",
-            ],
+            PRIVATE_AND_GROUP_HEADER,
             rows,
         )
         + "\n\n#### Bot API calls per thinking-model answer vs 2 + ⌈stream seconds / "

@@ -50,6 +50,16 @@ def other_load(run: dict[str, Any]) -> str:
     return f"Processes outside the benchmark used {cores:.2f} CPU cores meanwhile. "
 
 
+# The header of `private_and_group_rows`' tables.
+PRIVATE_AND_GROUP_HEADER = [
+    "path",
+    "private p50 / p99 (ms)",
+    "private max (ms)",
+    "group p50 / p99 (ms)",
+    "group max (ms)",
+]
+
+
 def private_and_group_rows(
     section: dict[str, Any], labelled: tuple[tuple[str, str], ...]
 ) -> list[list[str]]:
