@@ -18,14 +18,14 @@ from typing import Any
 
 from bot.messages import ImagePart, Message, Part, Role, TextPart
 
-__all__ = ["decode_entry", "encode_entry"]
+__all__ = ["as_text", "decode_entry", "encode_entry"]
 
 _V1: dict[str, Role] = {"u": "user", "a": "assistant"}
 _V2: dict[str, Role] = {"u2": "user", "a2": "assistant"}
 _CODES: dict[Role, str] = {role: code for code, role in _V2.items()}
 
 
-def _text(value: bytes | str) -> str:
+def as_text(value: bytes | str) -> str:
     # the store works with clients built with or without decode_responses
     return value.decode() if isinstance(value, bytes) else value
 
@@ -49,7 +49,7 @@ def encode_entry(message: Message) -> str:
 
 
 def decode_entry(entry: bytes | str) -> Message:
-    tokens, code, body = _text(entry).split("\t", 2)
+    tokens, code, body = as_text(entry).split("\t", 2)
     if code in _V1:
         return Message(_V1[code], (TextPart(body),), int(tokens))
     parts = tuple(_decode_part(part) for part in json.loads(body))

@@ -23,7 +23,7 @@ from bot.history.base import (
     validate_messages,
     validate_persona,
 )
-from bot.history.entries import decode_entry, encode_entry
+from bot.history.entries import as_text, decode_entry, encode_entry
 from bot.messages import Message
 from bot.storage.keys import ConversationKey, Keys
 
@@ -96,27 +96,22 @@ return 1
 """
 
 
-def _text(value: bytes | str) -> str:
-    # the store works with clients built with or without decode_responses
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _decode_persona(values: Sequence[Any]) -> Persona | None:
     if not values or values[0] is None:
         return None
     text, tokens, set_by, set_at, preset = values
     return Persona(
-        text=_text(text),
+        text=as_text(text),
         tokens=int(tokens),
-        set_by=_text(set_by) if set_by is not None else "",
+        set_by=as_text(set_by) if set_by is not None else "",
         set_at=float(set_at) if set_at is not None else 0.0,
-        preset=_text(preset) if preset is not None else None,
+        preset=as_text(preset) if preset is not None else None,
     )
 
 
 def _pairs(flat: Sequence[bytes | str]) -> dict[str, str]:
     """HGETALL's reply inside a script: name, value, name, value..."""
-    return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
+    return {as_text(flat[i]): as_text(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
 
 
 @contextmanager
@@ -240,7 +235,7 @@ class RedisHistoryStore:
         """See `HistoryStore.get_preferences`."""
         with _unavailable():
             values = await self._redis.hgetall(self._keys.chat_settings(chat_id))
-        return {_text(name): _text(value) for name, value in values.items()}
+        return {as_text(name): as_text(value) for name, value in values.items()}
 
     async def set_preference(self, chat_id: int, name: str, value: str | None) -> None:
         """See `HistoryStore.set_preference`."""
